@@ -1,0 +1,40 @@
+# Two commands on a fresh machine (Python 3.11+ and make): `make drill` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_LOGGING_EXTRA_LOGGERS := firebreak
+
+.PHONY: setup drill test test-fast bench lock clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required, found " + sys.version.split()[0]'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+drill: $(STAMP)
+	$(BIN)/firebreak drill --report .firebreak/drill-report.json
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not integration"
+
+bench: $(STAMP)
+	$(BIN)/firebreak bench all
+
+# Re-resolve the lock from pyproject.toml in a scratch venv (run by a developer, not by CI).
+lock:
+	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
+	.lockenv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+	.lockenv/bin/pip freeze --exclude-editable | grep -v '^firebreak' > requirements.lock
+	rm -rf .lockenv
+
+clean:
+	rm -rf $(VENV) .firebreak .pytest_cache

@@ -1,0 +1,71 @@
+"""structlog, configured once per process; context is bound per unit of work.
+
+Records go through stdlib logging under the "firebreak" logger so that Prefect (with
+PREFECT_LOGGING_EXTRA_LOGGERS=firebreak) shows them in the run logs. JSON when stderr is
+not a terminal. A redaction processor masks anything that looks like a credential, as a
+second line of defence behind SecretStr.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+
+_configured = False
+_SECRET_KEYS = re.compile(r"(token|password|secret|authorization|api[_-]?key|signature|code)$", re.I)
+_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+")
+
+
+def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key, value in list(event.items()):
+        if key != "event" and _SECRET_KEYS.search(key) and value not in (None, ""):
+            event[key] = "**********"
+        elif isinstance(value, str) and "Bearer" in value:
+            event[key] = _BEARER.sub(r"\1**********", value)
+    return event
+
+
+def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    json_out = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    renderer = structlog.processors.JSONRenderer() if json_out else structlog.dev.ConsoleRenderer(colors=False)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=shared,
+        )
+    )
+    handler.set_name("firebreak-stderr")
+    root = logging.getLogger("firebreak")
+    # Keep handlers Prefect attached (PREFECT_LOGGING_EXTRA_LOGGERS=firebreak ships records to
+    # the run logs in the UI); replace only our own.
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != "firebreak-stderr"] + [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+def get_logger(name: str = "firebreak", **context: Any) -> structlog.stdlib.BoundLogger:
+    if not name.startswith("firebreak"):
+        name = f"firebreak.{name}"
+    return structlog.get_logger(name).bind(**context)

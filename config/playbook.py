@@ -1,0 +1,310 @@
+"""The crisis plan: one YAML file, validated by this schema, documented in docs/PLAYBOOK.md.
+
+Unknown keys are errors (a typo in a playbook must not silently disable a rule). A bad file
+raises PlaybookError naming the file, the field and what is wrong.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from firebreak.domain import Platform
+from firebreak.errors import PlaybookError
+
+Severity = Annotated[int, Field(ge=1, le=4)]
+Role = str
+LANGS = ("en", "nl", "sv", "fr", "pl", "id", "de", "es", "it", "pt")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Spokesperson(_Model):
+    name: str
+    title: str
+
+
+class Account(_Model):
+    handle: str
+    id: str = ""
+
+
+class Brand(_Model):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str
+    keywords: list[str] = Field(min_length=1, description="search terms that find mentions")
+    languages: list[str] = Field(min_length=1)
+    default_language: str = "en"
+    website: str = ""
+    crisis_page_url: str = ""
+    contact: str
+    spokesperson: Spokesperson
+    accounts: dict[Platform, Account]
+
+    @model_validator(mode="after")
+    def _default_language_listed(self) -> "Brand":
+        if self.default_language not in self.languages:
+            raise ValueError(f"default_language {self.default_language!r} is not in languages")
+        return self
+
+
+class QuietWindow(_Model):
+    start: datetime
+    end: datetime
+    reason: str
+    platforms: list[Platform] = Field(default_factory=list, description="empty: all platforms")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "QuietWindow":
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class Detection(_Model):
+    bucket_minutes: int = Field(5, ge=1, le=60)
+    seasonal: bool = True
+    history_days: int = Field(14, ge=1, le=90)
+    volume_threshold: float = Field(4.0, gt=0, description="robust z-score of volume over baseline")
+    min_volume: int = Field(15, ge=1, description="mentions per bucket before volume can alert")
+    negative_share_threshold: float = Field(0.4, ge=0, le=1)
+    min_negative: int = Field(8, ge=1)
+    spread_min_platforms: int = Field(2, ge=1, le=6)
+    cooldown_minutes: int = Field(120, ge=0)
+    quiet_windows: list[QuietWindow] = Field(default_factory=list)
+
+
+class CrisisType(_Model):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str
+    origin: Literal["internal", "external"]
+    apology: bool = Field(description="the brand is at fault: statements apologise")
+    default_severity: Severity = 3
+    keywords: dict[str, list[str]] = Field(description="language -> terms that point to this type")
+    lockdown: bool = Field(False, description="account compromise: stop all non-crisis publishing")
+
+    @field_validator("keywords")
+    @classmethod
+    def _known_languages(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = sorted(set(v) - set(LANGS))
+        if unknown:
+            raise ValueError(f"unknown language code(s) {unknown}; known: {list(LANGS)}")
+        if not any(v.values()):
+            raise ValueError("at least one keyword is required")
+        return v
+
+
+class SeverityCondition(_Model):
+    types: list[str] = Field(default_factory=list, description="any of these crisis types")
+    min_volume_ratio: float = Field(0, ge=0, description="peak volume / baseline")
+    min_negative_share: float = Field(0, ge=0, le=1)
+    min_platforms: int = Field(0, ge=0, le=6)
+    min_reach: int = Field(0, ge=0, description="summed followers of authors in the storm")
+
+
+class SeverityRule(_Model):
+    severity: Severity
+    when: SeverityCondition
+
+
+class SeverityPolicy(_Model):
+    rules: list[SeverityRule] = Field(description="first matching rule wins")
+    default: Severity = 3
+
+
+class Person(_Model):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    name: str
+    roles: list[Role] = Field(default_factory=list)
+    channels: dict[Literal["email", "slack", "sms", "teams", "pagerduty", "webhook"], str]
+
+
+class EscalationLevel(_Model):
+    targets: list[str] = Field(min_length=1, description="person ids or group names")
+    channels: list[Literal["email", "slack", "sms", "teams", "pagerduty", "webhook"]] = Field(min_length=1)
+    ack_timeout_minutes: float = Field(gt=0)
+
+
+class EscalationPolicy(_Model):
+    levels: list[EscalationLevel] = Field(min_length=1)
+    repeat: int = Field(1, ge=0, description="times to walk the levels again when nobody acknowledges")
+
+
+class SeverityEscalation(_Model):
+    policy: str
+    start_level: int = Field(1, ge=1)
+
+
+class Briefing(_Model):
+    channel: Literal["email", "slack", "webhook"] = "email"
+    targets: list[str] = Field(min_length=1)
+
+
+class Escalation(_Model):
+    policies: dict[str, EscalationPolicy]
+    by_severity: dict[Severity, SeverityEscalation]
+    staff_briefing: Briefing
+
+
+class Approval(_Model):
+    required_roles: dict[Severity, list[Role]] = Field(description="roles that must each sign, per severity")
+    expiry_minutes: int = Field(60, ge=1)
+    pause_timeout_minutes: int = Field(240, ge=1, description="how long a run waits for sign-off")
+
+
+class FollowUp(_Model):
+    cadence_minutes: dict[Severity, float]
+    tighten_factor: float = Field(0.5, gt=0, le=1, description="multiplies the cadence while volume stays high")
+    tighten_above_ratio: float = Field(3.0, gt=1)
+    relax_factor: float = Field(2.0, ge=1)
+    relax_below_ratio: float = Field(1.5, ge=1)
+    max_updates: int = Field(12, ge=0)
+
+
+class Freeze(_Model):
+    platforms: list[Platform] = Field(default_factory=lambda: list(Platform))
+    include_own_queue: bool = True
+    due_within_seconds: int = Field(60, ge=0, description="posts due this soon are caught too")
+    overdue_rule: Literal["publish_now", "reschedule_by_freeze", "drop", "reapprove"] = "reschedule_by_freeze"
+    recheck_terms: bool = True
+
+
+class Resolve(_Model):
+    baseline_minutes: int = Field(60, ge=1, description="signal at baseline this long: propose all-clear")
+    closing_statement: bool = True
+    heightened_alert_hours: int = Field(48, ge=0)
+
+
+class Engagement(_Model):
+    hide_offensive: bool = True
+
+
+class DrillConfig(_Model):
+    approvers: list[str] = Field(min_length=1, description="person ids who sign drafts in a drill")
+    acknowledge_level: int = Field(2, ge=1, description="the drill acknowledges at this level")
+    time_compression: float = Field(600, gt=0, description="drill-minutes per wall-clock minute")
+
+
+class Playbook(_Model):
+    version: Literal[1] = 1
+    brand: Brand
+    publish_order: list[Platform]
+    detection: Detection = Field(default_factory=Detection)
+    crisis_types: list[CrisisType] = Field(min_length=1)
+    severity: SeverityPolicy
+    people: list[Person] = Field(min_length=1)
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    escalation: Escalation
+    approval: Approval
+    follow_up: FollowUp
+    freeze: Freeze = Field(default_factory=Freeze)
+    resolve: Resolve = Field(default_factory=Resolve)
+    engagement: Engagement = Field(default_factory=Engagement)
+    banned_phrases: list[str] = Field(default_factory=list)
+    drill: DrillConfig
+
+    @model_validator(mode="after")
+    def _references(self) -> "Playbook":
+        people = {p.id for p in self.people}
+        roles = {r for p in self.people for r in p.roles}
+        for g, members in self.groups.items():
+            missing = sorted(set(members) - people)
+            if missing:
+                raise ValueError(f"groups.{g}: unknown person id(s) {missing}")
+        targets = people | set(self.groups)
+        for name, pol in self.escalation.policies.items():
+            for i, lvl in enumerate(pol.levels):
+                missing = sorted(set(lvl.targets) - targets)
+                if missing:
+                    raise ValueError(f"escalation.policies.{name}.levels.{i}.targets: unknown {missing}")
+        for sev in range(1, 5):
+            esc = self.escalation.by_severity.get(sev)
+            if esc is None:
+                raise ValueError(f"escalation.by_severity: no entry for severity {sev}")
+            pol = self.escalation.policies.get(esc.policy)
+            if pol is None:
+                raise ValueError(f"escalation.by_severity.{sev}.policy: unknown policy {esc.policy!r}")
+            if esc.start_level > len(pol.levels):
+                raise ValueError(f"escalation.by_severity.{sev}.start_level: policy has {len(pol.levels)} levels")
+            req = self.approval.required_roles.get(sev)
+            if not req:
+                raise ValueError(f"approval.required_roles: no roles for severity {sev}")
+            unknown = sorted(set(req) - roles)
+            if unknown:
+                raise ValueError(f"approval.required_roles.{sev}: nobody holds role(s) {unknown}")
+            if sev not in self.follow_up.cadence_minutes:
+                raise ValueError(f"follow_up.cadence_minutes: no cadence for severity {sev}")
+        if sorted(set(self.publish_order)) != sorted(set(self.brand.accounts)):
+            raise ValueError("publish_order must list exactly the platforms in brand.accounts")
+        types = {t.id for t in self.crisis_types}
+        if len(types) != len(self.crisis_types):
+            raise ValueError("crisis_types: duplicate id")
+        for i, rule in enumerate(self.severity.rules):
+            unknown = sorted(set(rule.when.types) - types)
+            if unknown:
+                raise ValueError(f"severity.rules.{i}.when.types: unknown crisis type(s) {unknown}")
+        missing = sorted(set(self.drill.approvers) - people)
+        if missing:
+            raise ValueError(f"drill.approvers: unknown person id(s) {missing}")
+        return self
+
+    # Convenience look-ups used by the stages.
+    def person(self, pid: str) -> Person:
+        for p in self.people:
+            if p.id == pid:
+                return p
+        raise KeyError(pid)
+
+    def crisis_type(self, tid: str) -> CrisisType:
+        for t in self.crisis_types:
+            if t.id == tid:
+                return t
+        raise KeyError(tid)
+
+    def expand_targets(self, targets: list[str]) -> list[Person]:
+        out: list[Person] = []
+        for t in targets:
+            for pid in self.groups.get(t, [t]):
+                p = self.person(pid)
+                if p not in out:
+                    out.append(p)
+        return out
+
+    def publishing_order(self, origin: Platform | None) -> list[Platform]:
+        order = list(self.publish_order)
+        if origin in order:
+            order.remove(origin)
+            order.insert(0, origin)
+        return order
+
+
+def _loc(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def load_playbook(path: str | Path) -> Playbook:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PlaybookError(str(path), [("(file)", "not found")]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        raise PlaybookError(str(path), [(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    if not isinstance(raw, dict):
+        raise PlaybookError(str(path), [("(top level)", "must be a mapping of fields")])
+    try:
+        return Playbook.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append((_loc(err["loc"]), msg))
+        raise PlaybookError(str(path), problems) from None

@@ -1,0 +1,93 @@
+"""Runtime settings from the environment (prefix FIREBREAK_) and an optional .env file.
+
+Nested groups use a double underscore: FIREBREAK_X__BASE_URL, FIREBREAK_SMTP__HOST.
+Secrets are SecretStr so that printing settings, logging them or putting them in an
+audit payload never reveals them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from firebreak.domain import Platform
+
+DEFAULT_PLAYBOOK = Path(__file__).with_name("playbook.default.yaml")
+
+
+class PlatformSettings(BaseModel):
+    base_url: str
+    token: SecretStr = SecretStr("")
+    account_id: str = ""  # page id, IG user id, org URN, handle…
+    password: SecretStr = SecretStr("")  # Bluesky app password
+    timeout_s: float = 10.0
+    max_concurrency: int = 4
+
+
+def _platform(url: str) -> PlatformSettings:
+    return PlatformSettings(base_url=url)
+
+
+class SmtpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 25
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    sender: str = "firebreak@localhost"
+    starttls: bool = False
+    timeout_s: float = 10.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FIREBREAK_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    data_dir: Path = Path(".firebreak")
+    database_url: str = ""  # empty: SQLite file in data_dir
+    playbook: Path = DEFAULT_PLAYBOOK
+
+    # When set, every platform connector talks to this sandbox instead of the real hosts.
+    sandbox_url: str = ""
+
+    x: PlatformSettings = Field(default_factory=lambda: _platform("https://api.x.com"))
+    facebook: PlatformSettings = Field(default_factory=lambda: _platform("https://graph.facebook.com/v21.0"))
+    instagram: PlatformSettings = Field(default_factory=lambda: _platform("https://graph.facebook.com/v21.0"))
+    linkedin: PlatformSettings = Field(default_factory=lambda: _platform("https://api.linkedin.com"))
+    mastodon: PlatformSettings = Field(default_factory=lambda: _platform("https://mastodon.social"))
+    bluesky: PlatformSettings = Field(default_factory=lambda: _platform("https://bsky.social"))
+
+    slack_webhook_url: SecretStr = SecretStr("")
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+
+    # Signs approval links and one-time codes. Empty: a random key is generated and kept in data_dir.
+    signing_key: SecretStr = SecretStr("")
+    # The CLI approver's personal key (`firebreak approve --as NAME`).
+    approver_key: SecretStr = SecretStr("")
+
+    log_format: str = "auto"  # auto | json | console
+    log_level: str = "INFO"
+
+    def platform(self, platform: Platform | str) -> PlatformSettings:
+        p = Platform(platform)
+        cfg: PlatformSettings = getattr(self, p.value)
+        if self.sandbox_url:
+            cfg = cfg.model_copy(update={"base_url": f"{self.sandbox_url.rstrip('/')}/{p.value}"})
+        return cfg
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'firebreak.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

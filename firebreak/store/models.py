@@ -1,0 +1,293 @@
+"""SQLAlchemy 2 models. The schema is created by Alembic (firebreak/store/migrations), never by
+create_all in production code; tests/store/test_migrations.py checks the two agree.
+
+Conventions: times are timezone-aware UTC in Python and stored as UTC; every side effect
+table (notifications, freeze records, publications) has a unique `idempotency_key`
+written *before* the external call, with a `status` that tells after a crash whether the
+call is known to have happened.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from firebreak.domain import as_utc
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores UTC, always returns aware datetimes (SQLite would hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        value = as_utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+BigId = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrement needs INTEGER
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Mention(Base):
+    __tablename__ = "mentions"
+    __table_args__ = (
+        UniqueConstraint("platform", "platform_id", name="uq_mentions_platform_id"),
+        Index("ix_mentions_brand_created", "brand", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    brand: Mapped[str] = mapped_column(String(64))
+    platform: Mapped[str] = mapped_column(String(16))
+    platform_id: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16), default="mention")
+    author: Mapped[str] = mapped_column(String(256), default="")
+    text: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(String(512), default="")
+    reply_to: Mapped[str] = mapped_column(String(128), default="")
+    author_followers: Mapped[int] = mapped_column(Integer, default=0)
+    engagement: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    ingested_at: Mapped[datetime]
+    # Triage labels, filled by the classify stage (NULL until then).
+    lang: Mapped[str | None] = mapped_column(String(8))
+    sentiment: Mapped[str | None] = mapped_column(String(8))
+    sentiment_score: Mapped[float | None] = mapped_column(Float)
+    offensive: Mapped[bool | None] = mapped_column(Boolean)
+    offensive_score: Mapped[float | None] = mapped_column(Float)
+    complaint: Mapped[bool | None] = mapped_column(Boolean)
+    complaint_score: Mapped[float | None] = mapped_column(Float)
+    crisis_types: Mapped[list[Any] | None] = mapped_column(JSON)
+    # Engagement: open | answered | private | skipped | hidden | none (needs no answer)
+    answer_status: Mapped[str | None] = mapped_column(String(16))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+
+
+class IngestCursor(Base):
+    __tablename__ = "ingest_cursors"
+
+    brand: Mapped[str] = mapped_column(String(64), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(32), primary_key=True)
+    high_water: Mapped[str | None] = mapped_column(String(256))  # newest item fully ingested
+    page_cursor: Mapped[str | None] = mapped_column(Text)  # mid-stream pagination token
+    updated_at: Mapped[datetime]
+
+
+class Signal(Base):
+    __tablename__ = "signals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    brand: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(64), default="all")  # all | platform:x | topic:…
+    at: Mapped[datetime]  # end of the bucket that fired
+    kind: Mapped[str] = mapped_column(String(32))  # volume | negative_share | spread | alert
+    score: Mapped[float] = mapped_column(Float)
+    volume: Mapped[int] = mapped_column(Integer)
+    baseline: Mapped[float] = mapped_column(Float)
+    negative_share: Mapped[float] = mapped_column(Float, default=0.0)
+    platforms: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    detected_at: Mapped[datetime]  # wall clock when Firebreak noticed
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    brand: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | resolving | resolved
+    type: Mapped[str | None] = mapped_column(String(64))
+    severity: Mapped[int | None] = mapped_column(Integer)
+    origin_platform: Mapped[str | None] = mapped_column(String(16))
+    first_mention_id: Mapped[int | None] = mapped_column(BigId)
+    languages: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    topics: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The escalation policy and playbook hash in force when the incident opened.
+    policy_snapshot: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime]  # first storm bucket (platform time)
+    detected_at: Mapped[datetime]  # wall clock
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    acknowledged_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    drill: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Notification(Base):
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="page")  # page | briefing | code | reminder
+    channel: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(256))
+    person: Mapped[str | None] = mapped_column(String(64))
+    level: Mapped[int] = mapped_column(Integer, default=0)
+    round: Mapped[int] = mapped_column(Integer, default=0)
+    subject: Mapped[str] = mapped_column(String(256), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+
+class ScheduledPost(Base):
+    __tablename__ = "scheduled_posts"
+    __table_args__ = (UniqueConstraint("platform", "platform_id", name="uq_scheduled_platform_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    brand: Mapped[str] = mapped_column(String(64))
+    platform: Mapped[str] = mapped_column(String(16))
+    platform_id: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(16), default="platform")  # platform | firebreak
+    text: Mapped[str] = mapped_column(Text)
+    media: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    scheduled_at: Mapped[datetime]
+    # scheduled | held | resumed | published | dropped | needs_approval
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    updated_at: Mapped[datetime]
+
+
+class FreezeRecord(Base):
+    __tablename__ = "freeze_records"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    scheduled_post_id: Mapped[int] = mapped_column(ForeignKey("scheduled_posts.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    action: Mapped[str] = mapped_column(String(16))  # hold | resume
+    reason: Mapped[str] = mapped_column(Text)
+    # Exactly what was held: text, media, time, platform id, as recorded before the hold.
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    outcome: Mapped[str | None] = mapped_column(String(32))  # resume: rescheduled | published | dropped …
+    new_time: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default="intended")  # intended | done | failed
+    created_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+
+
+class Draft(Base):
+    __tablename__ = "drafts"
+    __table_args__ = (UniqueConstraint("incident_id", "kind", "sequence", "version", name="uq_draft_version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # holding | update | final
+    sequence: Mapped[int] = mapped_column(Integer, default=0)  # n-th statement of this kind
+    version: Mapped[int] = mapped_column(Integer, default=1)  # bumps on every rejection/edit
+    language: Mapped[str] = mapped_column(String(8))
+    variants: Mapped[dict[str, Any]] = mapped_column(JSON)  # platform -> exact text
+    sha256: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16), default="template")  # template | llm | human
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | approved | rejected | published
+    comments: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    ready_at: Mapped[datetime | None]
+    approved_at: Mapped[datetime | None]
+
+
+class Approval(Base):
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id"))
+    approver: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(32))
+    decision: Mapped[str] = mapped_column(String(16))  # approve | reject
+    sha256: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))  # ui | link | cli | drill
+    comment: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+
+
+class Publication(Base):
+    __tablename__ = "publications"
+    __table_args__ = (UniqueConstraint("draft_id", "platform", name="uq_publication_draft_platform"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id"))
+    platform: Mapped[str] = mapped_column(String(16))
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))  # of the exact text posted on this platform
+    approved_sha256: Mapped[str] = mapped_column(String(64))  # the draft hash the approvals bind
+    status: Mapped[str] = mapped_column(String(16), default="intended")  # intended | published | failed
+    remote_id: Mapped[str | None] = mapped_column(String(256))
+    url: Mapped[str | None] = mapped_column(String(512))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    published_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))  # ISO 8601 UTC exactly as hashed
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(256))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class DeadLetter(Base):
+    """Input that failed validation (alerts, webhooks). Kept, never dropped."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime]
+
+
+class Alert(Base):
+    """An accepted external alert (monitoring tool), stored before it becomes an event."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("source", "source_id", name="uq_alert_source_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64))
+    source_id: Mapped[str] = mapped_column(String(256))
+    brand: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime]
+    event_emitted_at: Mapped[datetime | None]
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))

@@ -1,0 +1,1 @@
+"""Prefect flows: monitor, respond, follow_up, resolve, and the drill."""
