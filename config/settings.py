@@ -27,8 +27,30 @@ class PlatformSettings(BaseModel):
     max_concurrency: int = 4
 
 
-def _platform(url: str) -> PlatformSettings:
-    return PlatformSettings(base_url=url)
+# One class per platform so that setting one field from the environment
+# (FIREBREAK_X__TOKEN) keeps the others' defaults.
+class XSettings(PlatformSettings):
+    base_url: str = "https://api.x.com"
+
+
+class FacebookSettings(PlatformSettings):
+    base_url: str = "https://graph.facebook.com/v21.0"
+
+
+class InstagramSettings(PlatformSettings):
+    base_url: str = "https://graph.facebook.com/v21.0"
+
+
+class LinkedInSettings(PlatformSettings):
+    base_url: str = "https://api.linkedin.com"
+
+
+class MastodonSettings(PlatformSettings):
+    base_url: str = "https://mastodon.social"
+
+
+class BlueskySettings(PlatformSettings):
+    base_url: str = "https://bsky.social"
 
 
 class SmtpSettings(BaseModel):
@@ -56,12 +78,12 @@ class Settings(BaseSettings):
     # When set, every platform connector talks to this sandbox instead of the real hosts.
     sandbox_url: str = ""
 
-    x: PlatformSettings = Field(default_factory=lambda: _platform("https://api.x.com"))
-    facebook: PlatformSettings = Field(default_factory=lambda: _platform("https://graph.facebook.com/v21.0"))
-    instagram: PlatformSettings = Field(default_factory=lambda: _platform("https://graph.facebook.com/v21.0"))
-    linkedin: PlatformSettings = Field(default_factory=lambda: _platform("https://api.linkedin.com"))
-    mastodon: PlatformSettings = Field(default_factory=lambda: _platform("https://mastodon.social"))
-    bluesky: PlatformSettings = Field(default_factory=lambda: _platform("https://bsky.social"))
+    x: XSettings = Field(default_factory=XSettings)
+    facebook: FacebookSettings = Field(default_factory=FacebookSettings)
+    instagram: InstagramSettings = Field(default_factory=InstagramSettings)
+    linkedin: LinkedInSettings = Field(default_factory=LinkedInSettings)
+    mastodon: MastodonSettings = Field(default_factory=MastodonSettings)
+    bluesky: BlueskySettings = Field(default_factory=BlueskySettings)
 
     slack_webhook_url: SecretStr = SecretStr("")
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)

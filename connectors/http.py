@@ -105,7 +105,7 @@ class ApiClient:
             follow_redirects=False,
         )
         self.max_attempts = max_attempts
-        self._wait = wait_exponential_jitter(initial=backoff_initial_s, max=backoff_max_s)
+        self._wait = wait_exponential_jitter(multiplier=backoff_initial_s, max=backoff_max_s, jitter=backoff_initial_s)
         self.breaker = breaker or CircuitBreaker()
         self.rate = RateLimitState()
         self.requests_sent = 0

@@ -173,8 +173,10 @@ class ScheduledPost(Base):
     text: Mapped[str] = mapped_column(Text)
     media: Mapped[list[Any]] = mapped_column(JSON, default=list)
     scheduled_at: Mapped[datetime]
-    # scheduled | held | resumed | published | dropped | needs_approval
+    # scheduled | held | publishing | published | dropped | needs_approval
     status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    remote_id: Mapped[str | None] = mapped_column(String(256))  # own queue: the post once published
+    published_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
 
 
@@ -215,6 +217,7 @@ class Draft(Base):
     created_at: Mapped[datetime]
     ready_at: Mapped[datetime | None]
     approved_at: Mapped[datetime | None]
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))  # the run paused for this draft
 
 
 class Approval(Base):
@@ -244,8 +247,9 @@ class Publication(Base):
     sha256: Mapped[str] = mapped_column(String(64))  # of the exact text posted on this platform
     approved_sha256: Mapped[str] = mapped_column(String(64))  # the draft hash the approvals bind
     status: Mapped[str] = mapped_column(String(16), default="intended")  # intended | published | failed
-    remote_id: Mapped[str | None] = mapped_column(String(256))
+    remote_id: Mapped[str | None] = mapped_column(String(256))  # first post (the thread's root)
     url: Mapped[str | None] = mapped_column(String(512))
+    part_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)  # remote id per thread part, as posted
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 05:41:44.953390
+Create Date: 2026-11-21
 """
 from alembic import op
 import sqlalchemy as sa
@@ -76,6 +76,8 @@ def upgrade() -> None:
     sa.Column('media', sa.JSON(), nullable=False),
     sa.Column('scheduled_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('remote_id', sa.String(length=256), nullable=True),
+    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('platform', 'platform_id', name='uq_scheduled_platform_id')
@@ -109,6 +111,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('ready_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('approved_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('flow_run_id', sa.String(length=64), nullable=True),
     sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('incident_id', 'kind', 'sequence', 'version', name='uq_draft_version')
@@ -224,6 +227,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('remote_id', sa.String(length=256), nullable=True),
     sa.Column('url', sa.String(length=512), nullable=True),
+    sa.Column('part_ids', sa.JSON(), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),

@@ -1,0 +1,257 @@
+"""`firebreak` command line. The top of the layer stack: it may import flows, which import
+tasks, which import connectors and the store, which import config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+# Before Prefect is imported anywhere: no telemetry (no network here) and our logger in run logs.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "firebreak")
+
+from firebreak.errors import FirebreakError, PlaybookError  # noqa: E402
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from firebreak.config.settings import get_settings
+
+    return get_settings()
+
+
+def _playbook(path: str | None = None):  # type: ignore[no-untyped-def]
+    from firebreak.config.playbook import load_playbook
+
+    return load_playbook(path or _settings().playbook)
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING" if not args.verbose else "INFO")
+    _playbook(args.playbook)  # fail fast, before Prefect starts
+    from firebreak.flows.drill import run_drill
+
+    report = run_drill(Path(args.report) if args.report else None, scenario=args.scenario,
+                       playbook_path=Path(args.playbook) if args.playbook else None, quiet=args.quiet,
+                       verbose=args.verbose)
+    problems = drill_problems(report)
+    for p in problems:
+        print(f"drill check failed: {p}", file=sys.stderr)
+    if args.report:
+        print(f"report written to {args.report}")
+    return 1 if problems else 0
+
+
+def drill_problems(r: dict) -> list[str]:
+    """The truths a drill report must hold (issue #2); an unmet one fails the drill."""
+    out = []
+    m, sp = r["mentions"], r["scheduled_posts"]
+    if m["unique"] != m["expected"]:
+        out.append(f"stored {m['unique']} unique mentions, scenario has {m['expected']}")
+    if not (sp["found"] == sp["frozen"] == sp["resumed"]):
+        out.append(f"scheduled posts found {sp['found']}, frozen {sp['frozen']}, resumed {sp['resumed']}")
+    if sp["published_during_freeze"]:
+        out.append(f"{sp['published_during_freeze']} scheduled post(s) published during the freeze")
+    holding = [p for p in r["publications"] if p["kind"] == "holding"]
+    if len({p["platform"] for p in holding}) != 6:
+        out.append(f"holding statement reached {len({p['platform'] for p in holding})} of 6 platforms")
+    if holding and holding[0]["platform"] != r["incident"]["origin_platform"]:
+        out.append(f"first publication on {holding[0]['platform']}, origin is {r['incident']['origin_platform']}")
+    if r["publications_duplicated"]:
+        out.append(f"{r['publications_duplicated']} duplicated publication(s)")
+    if not all(p["approved"] and p["matches_approved_text"] for p in r["publications"]):
+        out.append("a published text does not match an approval")
+    if not r["audit"]["verified"]:
+        out.append("audit chain broken")
+    return out
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from firebreak.clock import VirtualClock
+    from firebreak.connectors.sandbox.scenario import load_scenario
+    from firebreak.connectors.sandbox.server import SandboxServer
+    from firebreak.connectors.sandbox.state import SandboxState
+    from firebreak.domain import utcnow
+
+    pb = _playbook(args.playbook)
+    t0 = utcnow() + timedelta(minutes=args.storm_in)
+    scen = load_scenario(args.scenario, t0)
+    clock = VirtualClock(utcnow(), compression=args.speed, auto_advance=False)
+    state = SandboxState(clock, brand_handle={p: a.handle for p, a in pb.brand.accounts.items()})
+    state.load(scen.mentions, scen.scheduled, scen.brand_posts)
+    srv = SandboxServer(state, host=args.host, port=args.port)
+    print(f"sandbox platforms on {srv.url} (scenario {scen.name}: {len(scen.mentions)} mentions, storm at {t0.isoformat()}, "
+          f"time ×{args.speed}); set FIREBREAK_SANDBOX_URL={srv.url}", flush=True)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from firebreak.audit import AuditLog
+    from firebreak.store.db import get_database
+
+    db = get_database(args.database or _settings().resolved_database_url)
+    res = AuditLog(db).verify(expect_head=args.expect_head)
+    if res.ok:
+        print(f"audit chain intact: {res.events} events, head {res.head}")
+        return 0
+    print(f"audit chain BROKEN at event {res.bad_seq}: {res.reason} ({res.events} events verified before it)",
+          file=sys.stderr)
+    return 1
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from firebreak.store.db import Database
+
+    db = Database(_settings().resolved_database_url)
+    db.migrate()
+    print(f"database at head: {db.engine.url.render_as_string(hide_password=True)}")
+    return 0
+
+
+def cmd_playbook_check(args: argparse.Namespace) -> int:
+    pb = _playbook(args.path)
+    print(f"playbook OK: {pb.brand.name}, {len(pb.crisis_types)} crisis types, {len(pb.people)} people, "
+          f"platforms {', '.join(p.value for p in pb.publish_order)}")
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from firebreak.tasks.backtest import backtest_file, backtest_nab
+
+    cfg = _playbook(args.playbook).detection
+    if args.nab:
+        from firebreak.flows.progress import progress_bar
+
+        with progress_bar("backtest") as bar:
+            result = backtest_nab(Path(args.nab), cfg, progress=bar)
+        corpus = result.get("corpus", result)
+        print(json.dumps(corpus, indent=2))
+        return 0
+    if not args.series or not args.out:
+        raise FirebreakError("backtest needs SERIES.csv and --out ALERTS.csv (or --nab DIR)")
+    n = backtest_file(Path(args.series), Path(args.out), cfg)
+    print(f"{n} alert(s) written to {args.out}")
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from firebreak.tasks.triage import load_triage
+
+    pb = _playbook(args.playbook)
+    triage = load_triage(pb)
+    lines = Path(args.inp).read_text(encoding="utf-8").splitlines()
+    out = Path(args.out)
+    with out.open("w", encoding="utf-8") as fh:
+        for i in range(0, len(lines), 2000):
+            for lab in triage.label_batch(lines[i:i + 2000]):
+                fh.write(json.dumps(lab.as_dict(), ensure_ascii=False) + "\n")
+    print(f"{len(lines)} line(s) labelled into {out}")
+    return 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    _playbook()
+    from firebreak.flows.monitor import monitor
+
+    result = monitor(respond_inline=not args.no_respond)
+    print(json.dumps({k: v for k, v in result.items() if k != "respond"}, indent=2, default=str))
+    return 0
+
+
+def cmd_ack(args: argparse.Namespace) -> int:
+    from firebreak.tasks.escalate import acknowledge
+    from firebreak.tasks.runtime import get_runtime
+
+    rt = get_runtime()
+    rt.playbook.person(args.person)
+    first = acknowledge(rt.db, rt.audit, args.incident, args.person, "cli")
+    print("acknowledged" if first else "already acknowledged")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="firebreak", description="Crisis-response automation for brands on social media")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("drill", help="run a full crisis drill on the embedded defaults")
+    d.add_argument("--report", help="write the JSON report here")
+    d.add_argument("--scenario", default="default")
+    d.add_argument("--playbook")
+    d.add_argument("--quiet", action="store_true")
+    d.add_argument("--verbose", action="store_true", help="show Prefect's run logs")
+    d.set_defaults(func=cmd_drill)
+
+    s = sub.add_parser("sandbox", help="serve the sandbox platforms in the foreground")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8700)
+    s.add_argument("--scenario", default="default")
+    s.add_argument("--playbook")
+    s.add_argument("--storm-in", type=float, default=10.0, help="minutes until the storm starts")
+    s.add_argument("--speed", type=float, default=1.0, help="platform time runs this many times faster")
+    s.set_defaults(func=cmd_sandbox)
+
+    a = sub.add_parser("audit", help="the audit log")
+    asub = a.add_subparsers(dest="audit_command", required=True)
+    v = asub.add_parser("verify", help="exit 0 only when the hash chain is intact")
+    v.add_argument("--database", help="database URL (default: settings)")
+    v.add_argument("--expect-head", help="the head hash recorded earlier, to detect truncation")
+    v.set_defaults(func=cmd_audit_verify)
+
+    db = sub.add_parser("db", help="database")
+    dbsub = db.add_subparsers(dest="db_command", required=True)
+    dbsub.add_parser("upgrade", help="migrate to the latest schema").set_defaults(func=cmd_db_upgrade)
+
+    pb = sub.add_parser("playbook", help="the crisis playbook")
+    pbsub = pb.add_subparsers(dest="playbook_command", required=True)
+    chk = pbsub.add_parser("check", help="validate a playbook file")
+    chk.add_argument("path", nargs="?")
+    chk.set_defaults(func=cmd_playbook_check)
+
+    b = sub.add_parser("backtest", help="run the production detector over a series")
+    b.add_argument("series", nargs="?")
+    b.add_argument("--out")
+    b.add_argument("--nab", help="folder of NAB-style series with windows.json")
+    b.add_argument("--playbook")
+    b.set_defaults(func=cmd_backtest)
+
+    c = sub.add_parser("classify", help="label one text per line")
+    c.add_argument("--in", dest="inp", required=True)
+    c.add_argument("--out", required=True)
+    c.add_argument("--playbook")
+    c.set_defaults(func=cmd_classify)
+
+    m = sub.add_parser("monitor", help="run one monitor pass now")
+    m.add_argument("--no-respond", action="store_true", help="only open the incident; do not start respond")
+    m.set_defaults(func=cmd_monitor)
+
+    k = sub.add_parser("ack", help="acknowledge an incident's page")
+    k.add_argument("incident", type=int)
+    k.add_argument("--as", dest="person", required=True)
+    k.set_defaults(func=cmd_ack)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except PlaybookError as exc:
+        print(f"firebreak: {exc}", file=sys.stderr)
+        return 2
+    except FirebreakError as exc:
+        print(f"firebreak: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

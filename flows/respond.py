@@ -1,0 +1,45 @@
+"""respond: classify → escalate (runs alongside) → freeze → draft → approve → publish origin
+first → brief staff → follow-ups → resolve (resume, closing statement, post-mortem)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from firebreak.flows.approval import await_sign_off
+from firebreak.flows.follow_up import follow_up
+from firebreak.flows.resolve import resolve
+from firebreak.tasks import steps
+from firebreak.tasks.incident import mark
+from firebreak.tasks.runtime import get_runtime
+from firebreak.tasks.steps import stage
+
+
+@flow(name="respond")
+def respond(incident_id: int) -> dict[str, Any]:
+    rt = get_runtime()
+    log = get_run_logger()
+    from prefect.context import get_run_context
+
+    mark(rt.db, incident_id, flow_run_id=str(get_run_context().flow_run.id))
+    with structlog.contextvars.bound_contextvars(incident_id=incident_id):
+        assessment = steps.classify(incident_id)
+        log.warning("Incident #%s: %s, severity %s, started on %s", incident_id, assessment["type"],
+                    assessment["severity"], assessment["origin_platform"])
+        escalation = steps.escalate.submit(incident_id)
+        frozen = steps.freeze(incident_id)
+        draft_id = steps.draft(incident_id, "holding", 0)
+        with stage(incident_id, "approve"):
+            approved = await_sign_off(incident_id, draft_id)
+        published = steps.publish(incident_id, approved)
+        steps.brief_staff(incident_id, approved)
+        updates = follow_up(incident_id)
+        closing = resolve(incident_id)
+        esc = escalation.result()
+    create_markdown_artifact(key=f"incident-{incident_id}-summary", markdown=closing.get("postmortem_markdown", ""),
+                             description=f"Post-mortem of incident #{incident_id}")
+    return {"assessment": assessment, "frozen": frozen, "holding_statement": published, "follow_ups": updates,
+            "escalation": esc, **{k: v for k, v in closing.items() if k != "postmortem_markdown"}}

@@ -1,0 +1,243 @@
+"""Approve stage: the sign-off rules, one rule set for every channel (Prefect UI form, signed
+link, CLI, drill).
+
+- Required roles per severity come from the incident's policy snapshot.
+- The author cannot approve; one person cannot fill two required roles.
+- An approval is bound to the SHA-256 of the exact text of every platform variant; any
+  edit makes a new version whose hash no earlier approval matches.
+- Approvals expire after the playbook's time.
+- A rejection carries comments and leads to a new version.
+Every answer, accepted or refused, is written to the audit log with its channel.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from itertools import permutations
+
+from sqlalchemy import func, select
+
+from firebreak.audit import AuditLog
+from firebreak.config.logging import get_logger
+from firebreak.config.playbook import Playbook
+from firebreak.domain import utcnow, variants_sha256
+from firebreak.errors import ApprovalError, PolicyViolation
+from firebreak.store.db import Database
+from firebreak.store.models import Approval, Draft, Incident
+
+log = get_logger("firebreak.tasks.approve")
+CHANNELS = ("ui", "link", "cli", "drill")
+
+
+@dataclass
+class ApprovalStatus:
+    required_roles: list[str]
+    filled: dict[str, str] = field(default_factory=dict)  # role -> person id
+    rejected_by: str | None = None
+
+    @property
+    def missing_roles(self) -> list[str]:
+        return [r for r in self.required_roles if r not in self.filled]
+
+    @property
+    def satisfied(self) -> bool:
+        return self.rejected_by is None and not self.missing_roles
+
+
+def required_roles(playbook: Playbook, incident: Incident) -> list[str]:
+    snap = (incident.policy_snapshot or {}).get("approval")
+    sev = incident.severity or playbook.severity.default
+    if snap:
+        roles = snap["required_roles"].get(str(sev)) or snap["required_roles"].get(sev)
+        if roles:
+            return list(roles)
+    return list(playbook.approval.required_roles[sev])
+
+
+def _assign(required: list[str], approvers: dict[str, set[str]]) -> dict[str, str]:
+    """Best assignment of distinct people to required roles (tiny sets: brute force is fine)."""
+    people = list(approvers)
+    best: dict[str, str] = {}
+    for k in range(min(len(people), len(required)), 0, -1):
+        for chosen in permutations(people, k):
+            for roles in permutations(required, k):
+                if all(r in approvers[p] for p, r in zip(chosen, roles)):
+                    return dict(zip(roles, chosen))
+    return best
+
+
+def approval_status(db: Database, playbook: Playbook, draft_id: int) -> ApprovalStatus:
+    now = utcnow()
+    with db.session() as s:
+        draft = s.get(Draft, draft_id)
+        assert draft is not None
+        inc = s.get(Incident, draft.incident_id)
+        assert inc is not None
+        rows = list(s.scalars(select(Approval).where(Approval.draft_id == draft_id).order_by(Approval.at)))
+    st = ApprovalStatus(required_roles(playbook, inc))
+    valid: dict[str, set[str]] = {}
+    for a in rows:
+        if a.sha256 != draft.sha256:
+            continue
+        if a.decision == "reject":
+            st.rejected_by = a.approver
+            continue
+        if a.expires_at is not None and a.expires_at < now:
+            continue
+        roles = set(playbook.person(a.approver).roles) if a.approver in {p.id for p in playbook.people} else set()
+        valid.setdefault(a.approver, set()).update(roles & {a.role})
+    st.filled = _assign(st.required_roles, valid)
+    return st
+
+
+def record_decision(db: Database, audit: AuditLog, playbook: Playbook, draft_id: int, approver: str, decision: str,
+                    channel: str, sha256: str, *, comment: str | None = None, role: str | None = None) -> Approval:
+    """Validate and store one answer. Raises ApprovalError (and audits the refusal) when a rule says no."""
+    try:
+        return _record(db, audit, playbook, draft_id, approver, decision, channel, sha256, comment, role)
+    except ApprovalError as exc:
+        audit.append(approver, "approval.refused", f"draft:{draft_id}",
+                     {"channel": channel, "decision": decision, "sha256": sha256, "reason": str(exc)})
+        raise
+
+
+def _record(db, audit, playbook, draft_id, approver, decision, channel, sha256, comment, role) -> Approval:  # type: ignore[no-untyped-def]
+    if decision not in ("approve", "reject"):
+        raise ApprovalError(f"decision must be approve or reject, not {decision!r}")
+    if channel not in CHANNELS:
+        raise ApprovalError(f"unknown approval channel {channel!r}")
+    try:
+        person = playbook.person(approver)
+    except KeyError:
+        raise ApprovalError(f"{approver!r} is not a person in the playbook") from None
+    with db.session() as s:
+        draft = s.get(Draft, draft_id)
+        if draft is None:
+            raise ApprovalError(f"no draft {draft_id}")
+        if draft.status != "pending":
+            raise ApprovalError(f"draft {draft_id} v{draft.version} is {draft.status}, not awaiting sign-off")
+        if sha256 != draft.sha256:
+            raise ApprovalError(f"hash {sha256[:12]}… does not match draft {draft_id} v{draft.version} "
+                                f"({draft.sha256[:12]}…): the text changed")
+        if approver == draft.author:
+            raise ApprovalError(f"{approver} wrote this draft and cannot approve it")
+        inc = s.get(Incident, draft.incident_id)
+        assert inc is not None
+        already = s.scalars(select(Approval).where(Approval.draft_id == draft_id, Approval.approver == approver,
+                                                   Approval.sha256 == sha256)).first()
+        if already is not None:
+            raise ApprovalError(f"{approver} already answered draft {draft_id} v{draft.version}; "
+                                "one person cannot fill two roles")
+    status = approval_status(db, playbook, draft_id)
+    if decision == "approve":
+        open_roles = [r for r in status.missing_roles if r in person.roles]
+        if role is not None:
+            if role not in person.roles:
+                raise ApprovalError(f"{approver} does not hold role {role!r}")
+            if role not in status.missing_roles:
+                raise ApprovalError(f"role {role!r} is not needed (needed: {status.missing_roles})")
+        elif not open_roles:
+            raise ApprovalError(f"{approver} holds none of the roles still needed: {status.missing_roles}")
+        role = role or open_roles[0]
+    else:
+        role = role or (person.roles[0] if person.roles else "none")
+    now = utcnow()
+    with db.session() as s:
+        a = Approval(draft_id=draft_id, approver=approver, role=role, decision=decision, sha256=sha256,
+                     channel=channel, comment=comment, at=now,
+                     expires_at=now + timedelta(minutes=playbook.approval.expiry_minutes))
+        s.add(a)
+        draft = s.get(Draft, draft_id)
+        assert draft is not None
+        if decision == "reject":
+            draft.status, draft.comments = "rejected", comment
+    audit.append(approver, f"approval.{decision}", f"draft:{draft_id}",
+                 {"channel": channel, "role": role, "sha256": sha256, "version": draft.version, "comment": comment,
+                  "drill": channel == "drill"})
+    after = approval_status(db, playbook, draft_id)
+    if decision == "approve" and after.satisfied:
+        with db.session() as s:
+            d = s.get(Draft, draft_id)
+            assert d is not None
+            d.status, d.approved_at = "approved", utcnow()
+        audit.append("firebreak", "draft.approved", f"draft:{draft_id}",
+                     {"sha256": sha256, "roles": after.filled})
+    return a
+
+
+# -- drafts and versions ----------------------------------------------------------------------
+
+def create_draft(db: Database, audit: AuditLog, incident_id: int, kind: str, sequence: int, language: str,
+                 variants: dict[str, list[str]], *, author: str = "firebreak", source: str = "template",
+                 comments: str | None = None) -> Draft:
+    with db.session() as s:
+        version = (s.scalar(select(func.max(Draft.version)).where(
+            Draft.incident_id == incident_id, Draft.kind == kind, Draft.sequence == sequence)) or 0) + 1
+        now = utcnow()
+        d = Draft(incident_id=incident_id, kind=kind, sequence=sequence, version=version, language=language,
+                  variants=variants, sha256=variants_sha256(variants), author=author, source=source, status="pending",
+                  comments=comments, created_at=now, ready_at=now)
+        s.add(d)
+    audit.append(author, "draft.created", f"draft:{d.id}",
+                 {"incident": incident_id, "kind": kind, "sequence": sequence, "version": version, "sha256": d.sha256,
+                  "source": source, "language": language})
+    return d
+
+
+def previous_version(db: Database, draft: Draft) -> Draft | None:
+    with db.session() as s:
+        return s.scalars(select(Draft).where(Draft.incident_id == draft.incident_id, Draft.kind == draft.kind,
+                                             Draft.sequence == draft.sequence, Draft.version < draft.version)
+                         .order_by(Draft.version.desc())).first()
+
+
+def diff_variants(old: dict[str, list[str]] | None, new: dict[str, list[str]]) -> str:
+    if not old:
+        return ""
+    out = []
+    for platform in sorted(new):
+        a = "\n".join(old.get(platform, [])).splitlines()
+        b = "\n".join(new[platform]).splitlines()
+        if a != b:
+            out.extend(difflib.unified_diff(a, b, f"{platform} (previous)", f"{platform} (this version)", lineterm=""))
+    return "\n".join(out)
+
+
+def review_markdown(db: Database, playbook: Playbook, draft: Draft) -> str:
+    """What an approver sees: every platform variant, the hash they sign, the diff to the last version."""
+    with db.session() as s:
+        inc = s.get(Incident, draft.incident_id)
+        assert inc is not None
+    status = approval_status(db, playbook, draft.id)
+    lines = [
+        f"## {draft.kind.title()} statement, incident #{inc.id}, version {draft.version}",
+        f"**Crisis:** {playbook.crisis_type(inc.type).name if inc.type else '?'} · **severity** {inc.severity} · "
+        f"**started on** {inc.origin_platform}",
+        f"**Needs sign-off from:** {', '.join(status.required_roles)} (still missing: {', '.join(status.missing_roles) or 'none'})",
+        f"**SHA-256 you approve:** `{draft.sha256}`", "",
+    ]
+    for platform, parts in draft.variants.items():
+        label = f"{platform} ({len(parts)} posts, thread)" if len(parts) > 1 else platform
+        lines.append(f"### {label}")
+        lines.extend(f"> {line}" if line else ">" for part in parts for line in (part.splitlines() + [""]))
+        lines.append("")
+    diff = diff_variants(previous_version(db, draft).variants if previous_version(db, draft) else None, draft.variants)
+    if diff:
+        lines += ["### Changes since the previous version", "```diff", diff, "```"]
+    return "\n".join(lines)
+
+
+def latest_pending(db: Database, incident_id: int | None = None) -> list[Draft]:
+    with db.session() as s:
+        q = select(Draft).where(Draft.status == "pending")
+        if incident_id is not None:
+            q = q.where(Draft.incident_id == incident_id)
+        return list(s.scalars(q.order_by(Draft.id)))
+
+
+def ensure_publishable(db: Database, playbook: Playbook, draft_id: int) -> None:
+    st = approval_status(db, playbook, draft_id)
+    if not st.satisfied:
+        raise PolicyViolation(f"draft {draft_id} lacks sign-off from {st.missing_roles}")

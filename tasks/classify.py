@@ -1,0 +1,134 @@
+"""Classify stage: label mentions in batches (language, sentiment, offensive, complaint, crisis
+types) and assess an incident: type, severity, origin platform and first post, languages,
+topics. The per-mention model lives in tasks/triage.py; this module applies it and reasons
+about the storm as a whole.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from firebreak.config.logging import get_logger
+from firebreak.config.playbook import Playbook, SeverityCondition
+from firebreak.store.db import Database
+from firebreak.store.models import Incident, Mention, Signal
+from firebreak.tasks.triage import Triage, dominant_terms
+
+log = get_logger("firebreak.tasks.classify")
+
+
+def needs_answer(text: str, complaint: bool, offensive: bool) -> bool:
+    return not offensive and (complaint or "?" in text)
+
+
+def label_pending(db: Database, triage: Triage, brand: str, *, batch: int = 2000) -> int:
+    """Label every stored mention that has no labels yet. Returns how many were labelled."""
+    done = 0
+    while True:
+        with db.session() as s:
+            rows = s.execute(
+                select(Mention.id, Mention.text).where(Mention.brand == brand, Mention.lang.is_(None)).limit(batch)
+            ).all()
+            if not rows:
+                return done
+            labels = triage.label_batch([r.text for r in rows])
+            s.execute(
+                update(Mention),
+                [
+                    {
+                        "id": r.id, "lang": lab.lang, "sentiment": lab.sentiment,
+                        "sentiment_score": lab.sentiment_score, "offensive": lab.offensive,
+                        "offensive_score": lab.offensive_score, "complaint": lab.complaint,
+                        "complaint_score": lab.complaint_score, "crisis_types": list(lab.crisis_types),
+                        "answer_status": "open" if needs_answer(r.text, lab.complaint, lab.offensive) else "none",
+                    }
+                    for r, lab in zip(rows, labels)
+                ],
+            )
+        done += len(rows)
+
+
+@dataclass
+class Assessment:
+    type: str
+    severity: int
+    origin_platform: str
+    first_mention_id: int | None
+    languages: list[str]
+    topics: list[str]
+    figures: dict[str, float] = field(default_factory=dict)
+
+
+def _matches(cond: SeverityCondition, ctype: str, figures: dict[str, float]) -> bool:
+    return (
+        (not cond.types or ctype in cond.types)
+        and figures["volume_ratio"] >= cond.min_volume_ratio
+        and figures["negative_share"] >= cond.min_negative_share
+        and figures["platforms"] >= cond.min_platforms
+        and figures["reach"] >= cond.min_reach
+    )
+
+
+def severity_for(playbook: Playbook, ctype: str | None, figures: dict[str, float]) -> int:
+    """First matching rule; else the crisis type's default; else the playbook default."""
+    for rule in playbook.severity.rules:
+        if _matches(rule.when, ctype or "", figures):
+            return rule.severity
+    return playbook.crisis_type(ctype).default_severity if ctype else playbook.severity.default
+
+
+def assess(db: Database, playbook: Playbook, incident_id: int, now: datetime) -> Assessment:
+    """What the storm is about, how bad, and where it began, from the stored mentions."""
+    with db.session() as s:
+        inc = s.get(Incident, incident_id)
+        assert inc is not None, incident_id
+        sig = s.scalars(select(Signal).where(Signal.incident_id == incident_id).order_by(Signal.at)).first()
+        lookback = timedelta(minutes=playbook.detection.bucket_minutes * 6)
+        storm_start = inc.started_at - lookback
+        storm = s.execute(
+            select(Mention.id, Mention.platform, Mention.created_at, Mention.text, Mention.lang, Mention.sentiment,
+                   Mention.crisis_types, Mention.author_followers, Mention.offensive)
+            .where(Mention.brand == inc.brand, Mention.created_at >= storm_start, Mention.created_at <= now)
+            .order_by(Mention.created_at, Mention.id)
+        ).all()
+        background = s.scalars(
+            select(Mention.text).where(Mention.brand == inc.brand, Mention.created_at < storm_start)
+            .order_by(Mention.created_at.desc()).limit(2000)
+        ).all()
+    negative = [m for m in storm if m.sentiment == "negative"]
+    votes: Counter[str] = Counter()
+    for m in storm:
+        for t in m.crisis_types or []:
+            votes[t] += 2 if m.sentiment == "negative" else 1
+    ctype = votes.most_common(1)[0][0] if votes else playbook.crisis_types[0].id
+    # The origin is where the first on-topic mention appeared, not where volume peaked.
+    on_topic = [m for m in storm if ctype in (m.crisis_types or []) and not m.offensive]
+    first = on_topic[0] if on_topic else (negative[0] if negative else (storm[0] if storm else None))
+    langs = Counter(m.lang for m in storm if m.lang)
+    total = sum(langs.values()) or 1
+    languages = [lang for lang, n in langs.most_common() if n / total >= 0.03]
+    figures = {
+        "volume_ratio": float(sig.details.get("ratio", 0.0)) if sig else 0.0,
+        "negative_share": len(negative) / len(storm) if storm else 0.0,
+        "platforms": float(len({m.platform for m in on_topic or storm})),
+        "reach": float(sum(m.author_followers or 0 for m in on_topic or storm)),
+        "mentions": float(len(storm)),
+    }
+    if sig is not None:
+        # Severity looks at the storm's peak so far, not only the bucket that fired.
+        figures["volume_ratio"] = max(figures["volume_ratio"], _peak_ratio(storm, sig, playbook))
+    severity = severity_for(playbook, ctype if votes else None, figures)
+    topics = dominant_terms([m.text for m in on_topic or negative], background, k=8)
+    return Assessment(ctype, severity, first.platform if first else "", first.id if first else None,
+                      languages, topics, figures)
+
+
+def _peak_ratio(storm: list, sig: Signal, playbook: Playbook) -> float:
+    minutes = playbook.detection.bucket_minutes
+    per_bucket: Counter[int] = Counter(int(m.created_at.timestamp()) // (minutes * 60) for m in storm)
+    peak = max(per_bucket.values()) if per_bucket else 0
+    return peak / max(sig.baseline, 1.0)

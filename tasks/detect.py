@@ -1,0 +1,294 @@
+"""Online storm detection on one mention series (a brand, or a brand × topic).
+
+`Detector.update` is fed one bucket at a time and decides from earlier buckets only.
+
+Baseline. Counts are kept per absolute time bucket for ``cfg.history_days``. With
+``cfg.seasonal`` and at least `_SEASONAL_MIN_DAYS` of history, the expected count is the
+median of the same time of day (± a few buckets) over past days — and of the same weekday
+only, once two or more weeks are available — rescaled by the median ratio of recent
+counts to their own seasonal expectation, which follows level shifts within a day.
+Without enough history it is the median of recent buckets. Medians keep spikes out of the
+baseline, and every stored count is winsorised at the alert level before it enters
+history, so a storm cannot lift its own baseline quickly; a real level shift still moves
+the median within about half a day.
+
+Spread. Counts are over-dispersed, so the scale is the larger of the robust spread
+(1.4826 × MAD of recent residuals) and a Poisson floor ``sqrt(baseline)``; the volume
+signal is the robust z-score. A second channel sums the last hour, so a slow climb that
+never spikes in one bucket still counts.
+
+Alerts. Volume z ≥ ``cfg.volume_threshold`` with at least ``cfg.min_volume`` mentions; or
+a milder rise (half the threshold) with a negative share ≥
+``cfg.negative_share_threshold`` and ≥ ``cfg.min_negative`` negatives. After an alert the
+detector stays quiet for ``cfg.cooldown_minutes`` *and* until the storm has subsided
+(z below 1 for one bucket), so one storm is one alert. ``cfg.quiet_windows`` suppress
+alerts (the decision still carries its score).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+
+from firebreak.config.playbook import Detection, QuietWindow
+from firebreak.domain import as_utc
+from firebreak.errors import ConfigError, FirebreakError
+
+_MAD_TO_SIGMA = 1.4826
+_SEASONAL_MIN_DAYS = 3
+_WEEKLY_MIN_WEEKS = 2
+_TOD_HALF_WIDTH = 2  # buckets either side of the same time of day
+_RECENT_MINUTES = 24 * 60  # window for the level ratio and the MAD
+_FALLBACK_MINUTES = 120  # window for the non-seasonal baseline: short, so it follows the daily cycle
+_MIN_HISTORY_BUCKETS = 12  # no alert before this much history: nothing to compare with
+_SUSTAINED_MINUTES = 120
+_SUBSIDED_Z = 1.0
+_TAIL_Q = 0.999
+_TAIL_REFRESH_MINUTES = 60
+_TAIL_MIN_SAMPLES = 288
+_Z_OF_Q = {0.9: 1.2816, 0.95: 1.6449, 0.98: 2.0537, 0.99: 2.3263, 0.995: 2.5758, 0.999: 3.0902}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    at: datetime
+    volume: int
+    baseline: float
+    score: float  # in [0, 1]; 0.5 at the alert threshold
+    ratio: float  # volume / max(baseline, 1)
+    alert: bool
+    reasons: tuple[str, ...]  # e.g. ("volume", "negative_share", "spread")
+    z: float = 0.0  # robust z-score of the volume (diagnostics)
+
+
+def _epoch_minutes(at: datetime) -> float:
+    return as_utc(at).timestamp() / 60.0
+
+
+def bucketize(timestamps: Iterable[datetime], bucket_minutes: int) -> list[tuple[datetime, int]]:
+    """Count timestamps per bucket, gaps included as zero. Each bucket is labelled by its end."""
+    if bucket_minutes < 1:
+        raise ConfigError("bucket_minutes must be at least 1")
+    ids = sorted(int(_epoch_minutes(t) // bucket_minutes) for t in timestamps)
+    if not ids:
+        return []
+    counts = np.bincount(np.asarray(ids) - ids[0])
+    start = datetime.fromtimestamp(0, tz=timezone.utc) + timedelta(minutes=(ids[0] + 1) * bucket_minutes)
+    step = timedelta(minutes=bucket_minutes)
+    return [(start + i * step, int(c)) for i, c in enumerate(counts)]
+
+
+class Detector:
+    """Online detector for one series. Not thread-safe: one instance per series."""
+
+    def __init__(
+        self,
+        cfg: Detection,
+        *,
+        bucket_minutes: int | None = None,
+        platform: str | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.bucket_minutes = int(bucket_minutes or cfg.bucket_minutes)
+        if self.bucket_minutes < 1:
+            raise ConfigError("bucket_minutes must be at least 1")
+        # A quiet window restricted to some platforms silences only series of those
+        # platforms; the cross-platform aggregate (platform=None) is silenced only by
+        # windows that cover all platforms.
+        self.platform = platform
+        self._per_day = max(1, round(24 * 60 / self.bucket_minutes))
+        self._cap = max(self._per_day * cfg.history_days, self._per_day)
+        self._vals = np.full(self._cap, np.nan)  # winsorised counts
+        self._exp = np.full(self._cap, np.nan)  # seasonal expectation at the time
+        self._ids = np.full(self._cap, -1, dtype=np.int64)
+        self._first_id: int | None = None
+        self._last_id: int | None = None
+        self._seen = 0
+        self._recent = max(1, _RECENT_MINUTES // self.bucket_minutes)
+        self._fallback = max(1, _FALLBACK_MINUTES // self.bucket_minutes)
+        self._sustain = max(1, _SUSTAINED_MINUTES // self.bucket_minutes)
+        self._resid = np.full(self._cap, np.nan)  # raw (not winsorised) residuals
+        self._tail_scale = 0.0
+        self._resid_mean = np.full(self._cap, np.nan)  # mean residual over the sustained window
+        self._tail_scale_mean = 0.0
+        self._tail_at: int | None = None
+        self._tail_refresh = max(1, _TAIL_REFRESH_MINUTES // self.bucket_minutes)
+        self._raw_recent: list[float] = []  # residuals of the sustained window
+        self._last_alert_id: int | None = None
+        self._in_storm = False
+        self._quiet: list[QuietWindow] = [
+            w for w in cfg.quiet_windows if not w.platforms or (platform is not None and platform in w.platforms)
+        ]
+
+    # -- history -------------------------------------------------------------------
+    def _get(self, ids: np.ndarray, arr: np.ndarray) -> np.ndarray:
+        slots = ids % self._cap
+        ok = self._ids[slots] == ids
+        return arr[slots[ok]]
+
+    def _put(self, bid: int, value: float, expected: float) -> None:
+        slot = bid % self._cap
+        self._ids[slot] = bid
+        self._vals[slot] = value
+        self._exp[slot] = expected
+
+    def _seasonal_expectation(self, bid: int) -> float | None:
+        if not self.cfg.seasonal or self._first_id is None:
+            return None
+        days = (bid - self._first_id) // self._per_day
+        if days < _SEASONAL_MIN_DAYS:
+            return None
+        max_days = min(days, self.cfg.history_days)
+        weeks = max_days // 7
+        if weeks >= _WEEKLY_MIN_WEEKS:
+            back = np.arange(1, weeks + 1) * 7
+        else:
+            back = np.arange(1, max_days + 1)
+        offs = np.arange(-_TOD_HALF_WIDTH, _TOD_HALF_WIDTH + 1)
+        ids = (bid - back[:, None] * self._per_day + offs[None, :]).ravel()
+        vals = self._get(ids, self._vals)
+        vals = vals[~np.isnan(vals)]
+        if vals.size < 3:
+            return None
+        return float(np.median(vals))
+
+    def _baseline(self, bid: int) -> tuple[float, float, float]:
+        """(baseline, sigma, seasonal expectation or nan) for bucket ``bid`` from earlier buckets."""
+        seasonal = self._seasonal_expectation(bid)
+        ids = np.arange(bid - self._recent, bid)
+        slots = ids % self._cap
+        ok = self._ids[slots] == ids
+        recent_vals = self._vals[slots[ok]]
+        if seasonal is not None:
+            recent_exp = self._exp[slots[ok]]
+            good = ~np.isnan(recent_exp)
+            if good.sum() >= self._fallback // 2:
+                # Ratio of level now to the seasonal expectation then: follows level shifts.
+                ratio = float(np.median((recent_vals[good] + 1.0) / (recent_exp[good] + 1.0)))
+                base = max(0.0, (seasonal + 1.0) * ratio - 1.0)
+                resid = recent_vals[good] - np.maximum(recent_exp[good] * ratio, 0.0)
+                return base, self._sigma(base, resid), seasonal
+        tail = recent_vals[-self._fallback :]
+        base = float(np.median(tail)) if tail.size else 0.0
+        return base, self._sigma(base, tail - base), float("nan") if seasonal is None else seasonal
+
+    def _sigma(self, base: float, resid: np.ndarray) -> float:
+        mad = float(np.median(np.abs(resid - np.median(resid)))) if resid.size else 0.0
+        return max(_MAD_TO_SIGMA * mad, math.sqrt(max(base, 1.0)), self._tail_scale)
+
+    def _refresh_tail(self, bid: int) -> None:
+        # Series differ in how bursty they are; the MAD only sees the body of the
+        # distribution. Scale by a high quantile of past residuals, expressed in
+        # normal-equivalent units, so "z = 4" means equally rare on every series.
+        if self._tail_at is not None and bid - self._tail_at < self._tail_refresh:
+            return
+        self._tail_at = bid
+        r = self._resid[~np.isnan(self._resid)]
+        if r.size < _TAIL_MIN_SAMPLES:
+            return
+        self._tail_scale = max(0.0, float(np.quantile(r, _TAIL_Q))) / _Z_OF_Q[_TAIL_Q]
+        m = self._resid_mean[~np.isnan(self._resid_mean)]
+        if m.size >= _TAIL_MIN_SAMPLES:
+            self._tail_scale_mean = max(0.0, float(np.quantile(m, _TAIL_Q))) / _Z_OF_Q[_TAIL_Q]
+
+    def _quiet_at(self, at: datetime) -> bool:
+        return any(as_utc(w.start) <= at < as_utc(w.end) for w in self._quiet)
+
+    # -- the decision --------------------------------------------------------------
+    def update(
+        self,
+        at: datetime,
+        volume: int,
+        *,
+        negative: int = 0,
+        platforms: int = 1,
+        reach: int = 0,
+    ) -> Decision:
+        if volume < 0 or negative < 0:
+            raise FirebreakError("volume and negative must be non-negative")
+        at = as_utc(at)
+        bid = int(_epoch_minutes(at) // self.bucket_minutes)
+        if self._last_id is not None and bid <= self._last_id:
+            raise FirebreakError(f"bucket at {at.isoformat()} is not after the previous one")
+        cfg = self.cfg
+        thr = cfg.volume_threshold
+        if self._first_id is None:
+            self._first_id = bid
+        self._refresh_tail(bid)
+        base, sigma, seasonal = self._baseline(bid)
+        z = (volume - base) / sigma
+
+        # Sustained channel: mean residual over the last window, scaled by the tail of its
+        # own history (baseline errors are correlated in time, so sqrt(n) would overstate it).
+        self._raw_recent.append(float(volume - base))
+        if len(self._raw_recent) > self._sustain:
+            self._raw_recent.pop(0)
+        mean_resid = sum(self._raw_recent) / len(self._raw_recent)
+        z_eff = z
+        if len(self._raw_recent) == self._sustain and self._tail_scale_mean > 0:
+            sigma_mean = max(self._tail_scale_mean, math.sqrt(max(base, 1.0) / self._sustain))
+            z_eff = max(z, mean_resid / sigma_mean)
+
+        warm = self._seen >= _MIN_HISTORY_BUCKETS
+        reasons: list[str] = []
+        vol_hit = warm and volume >= cfg.min_volume and z_eff >= thr
+        if vol_hit:
+            reasons.append("volume")
+        share = negative / volume if volume else 0.0
+        neg_hit = negative >= cfg.min_negative and share >= cfg.negative_share_threshold
+        elevated = warm and volume >= cfg.min_volume and z_eff >= thr / 2
+        if neg_hit and (vol_hit or elevated):
+            reasons.append("negative_share")
+        spread = platforms >= cfg.spread_min_platforms > 1
+        if spread and (vol_hit or elevated):
+            reasons.append("spread")
+
+        # Score: logistic in z around the threshold, nudged by the corroborating signals.
+        score = 1.0 / (1.0 + math.exp(-(z_eff - thr)))
+        if "negative_share" in reasons:
+            score = 1.0 - (1.0 - score) * 0.5
+        if "spread" in reasons:
+            score = 1.0 - (1.0 - score) * 0.8
+        if not warm:
+            score = 0.0
+        candidate = vol_hit or (elevated and neg_hit)
+
+        # One storm, one alert: cool-down elapsed and the previous storm has subsided.
+        if self._in_storm and z_eff < _SUBSIDED_Z:
+            self._in_storm = False
+        cooling = self._last_alert_id is not None and (
+            self._in_storm or (bid - self._last_alert_id) * self.bucket_minutes < cfg.cooldown_minutes
+        )
+        alert = candidate and not cooling and not self._quiet_at(at)
+        if alert:
+            self._last_alert_id = bid
+            self._in_storm = True
+        elif candidate and self._last_alert_id is not None:
+            self._in_storm = True
+
+        # Winsorise before storing so the storm does not lift its own baseline.
+        cap = base + thr * sigma
+        self._put(bid, min(float(volume), cap), seasonal)
+        self._resid[bid % self._cap] = volume - base
+        if len(self._raw_recent) == self._sustain:
+            self._resid_mean[bid % self._cap] = mean_resid
+        self._last_id = bid
+        self._seen += 1
+        return Decision(
+            at=at,
+            volume=int(volume),
+            baseline=base,
+            score=float(score),
+            ratio=volume / max(base, 1.0),
+            alert=alert,
+            reasons=tuple(reasons),
+            z=float(z_eff),
+        )
+
+    def run(self, series: Sequence[tuple[datetime, int]]) -> list[Decision]:
+        """Convenience: feed a whole (timestamp, volume) series in order."""
+        return [self.update(at, v) for at, v in series]

@@ -1,0 +1,142 @@
+"""Escalate stage: page people level by level until someone acknowledges.
+
+The policy comes from the incident's snapshot (the playbook as it was when the incident
+opened). Each level pages its people on its channels, then waits its acknowledgement
+timeout on the run's clock; nobody answering moves to the next level; the whole ladder is
+walked again `repeat` times. Acknowledging (signed link, CLI, Prefect UI, drill) stops it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from firebreak.audit import AuditLog
+from firebreak.clock import Clock
+from firebreak.config.logging import get_logger
+from firebreak.config.playbook import Escalation, Playbook
+from firebreak.connectors.notify import Notifier
+from firebreak.domain import utcnow
+from firebreak.store.db import Database
+from firebreak.store.models import Incident
+from firebreak.tasks.notify import Outgoing, send_once
+
+log = get_logger("firebreak.tasks.escalate")
+
+
+@dataclass
+class EscalationResult:
+    acknowledged_by: str | None = None
+    pages: list[dict] = field(default_factory=list)
+    exhausted: bool = False
+
+
+def page_text(inc: Incident, playbook: Playbook, level: int) -> tuple[str, str]:
+    ctype = playbook.crisis_type(inc.type).name if inc.type else "unclassified"
+    subject = f"[Firebreak] Severity {inc.severity} crisis for {playbook.brand.name}: {ctype} (level {level})"
+    body = (
+        f"Incident #{inc.id} ({'DRILL' if inc.drill else 'LIVE'})\n"
+        f"Type: {ctype}\nSeverity: {inc.severity} (1 worst)\nStarted on: {inc.origin_platform}\n"
+        f"Languages: {', '.join(inc.languages or [])}\nTopic: {', '.join((inc.topics or [])[:5])}\n"
+        f"All scheduled posts are being frozen. A holding statement is being drafted for approval.\n"
+        f"Acknowledge: firebreak ack {inc.id} --as YOUR_ID"
+    )
+    return subject, body
+
+
+def is_acknowledged(db: Database, incident_id: int) -> str | None:
+    with db.session() as s:
+        inc = s.get(Incident, incident_id)
+        return inc.acknowledged_by if inc else None
+
+
+def acknowledge(db: Database, audit: AuditLog, incident_id: int, person: str, channel: str) -> bool:
+    """Returns False if someone acknowledged first (the first acknowledgement counts)."""
+    with db.session() as s:
+        inc = s.get(Incident, incident_id)
+        if inc is None or inc.acknowledged_by:
+            first = False
+        else:
+            inc.acknowledged_by, inc.acknowledged_at, first = person, utcnow(), True
+    audit.append(person, "incident.acknowledged" if first else "incident.acknowledge_ignored",
+                 f"incident:{incident_id}", {"channel": channel})
+    return first
+
+
+def run_escalation(db: Database, audit: AuditLog, playbook: Playbook, notifiers: dict[str, Notifier], clock: Clock,
+                   incident_id: int, *, poll_s: float = 15.0) -> EscalationResult:
+    with db.session() as s:
+        inc = s.get(Incident, incident_id)
+        assert inc is not None
+    policy_cfg = Escalation.model_validate(inc.policy_snapshot["escalation"])
+    groups: dict[str, list[str]] = inc.policy_snapshot.get("groups", {})
+    sev = policy_cfg.by_severity[inc.severity or playbook.severity.default]
+    policy = policy_cfg.policies[sev.policy]
+    result = EscalationResult()
+    subject_body: dict[int, tuple[str, str]] = {}
+    for rnd in range(policy.repeat + 1):
+        for idx in range(sev.start_level - 1, len(policy.levels)):
+            level_no = idx + 1
+            lvl = policy.levels[idx]
+            if is_acknowledged(db, incident_id):
+                result.acknowledged_by = is_acknowledged(db, incident_id)
+                return result
+            subject, body = subject_body.setdefault(level_no, page_text(inc, playbook, level_no))
+            people = []
+            for t in lvl.targets:
+                for pid in groups.get(t, [t]):
+                    if pid not in people:
+                        people.append(pid)
+            for pid in people:
+                person = playbook.person(pid)
+                for ch in lvl.channels:
+                    target = person.channels.get(ch)
+                    if not target:
+                        continue
+                    row = send_once(db, audit, notifiers, incident_id, Outgoing(
+                        key=f"page:{incident_id}:{rnd}:{level_no}:{pid}:{ch}", kind="page", channel=ch,
+                        target=target, subject=subject, body=body, person=pid, level=level_no, round=rnd))
+                    result.pages.append({"level": level_no, "round": rnd, "person": pid, "channel": ch,
+                                         "status": row.status})
+            log.info("paged", incident=incident_id, level=level_no, round=rnd, people=people)
+            # Wait the acknowledgement timeout in short steps so an ack stops the ladder promptly.
+            waited, timeout = 0.0, lvl.ack_timeout_minutes * 60
+            while waited < timeout:
+                step = min(poll_s, timeout - waited)
+                clock.sleep(step)
+                waited += step
+                who = is_acknowledged(db, incident_id)
+                if who:
+                    result.acknowledged_by = who
+                    return result
+    result.exhausted = True
+    audit.append("firebreak", "escalation.exhausted", f"incident:{incident_id}", {"pages": len(result.pages)})
+    return result
+
+
+def brief_staff(db: Database, audit: AuditLog, playbook: Playbook, notifiers: dict[str, Notifier],
+                incident_id: int, statement: str) -> list[str]:
+    """Internal briefing: what happened, what we say, and a short Q&A for staff."""
+    with db.session() as s:
+        inc = s.get(Incident, incident_id)
+        assert inc is not None
+    ctype = playbook.crisis_type(inc.type).name if inc.type else "an incident"
+    sp = playbook.brand.spokesperson
+    body = (
+        f"What happened: we are handling {ctype.lower()} (severity {inc.severity}), which started on "
+        f"{inc.origin_platform}. Topic: {', '.join((inc.topics or [])[:5])}.\n\n"
+        f"What we say publicly (approved):\n{statement}\n\n"
+        "Q&A for staff:\n"
+        f"- Can I comment on social media? No. Refer every question to {sp.name} ({sp.title}), {playbook.brand.contact}.\n"
+        "- A customer asks me directly? Thank them, say we take it seriously, point to our official statement"
+        + (f" and {playbook.brand.crisis_page_url}" if playbook.brand.crisis_page_url else "") + ".\n"
+        "- Are scheduled campaigns going out? No, every scheduled post is on hold until the all-clear.\n"
+    )
+    subject = f"[Internal] {playbook.brand.name}: what happened and what we say (incident #{incident_id})"
+    out = []
+    b = playbook.escalation.staff_briefing
+    for target in b.targets:
+        row = send_once(db, audit, notifiers, incident_id, Outgoing(
+            key=f"briefing:{incident_id}:{target}", kind="briefing", channel=b.channel, target=target,
+            subject=subject, body=body))
+        out.append(row.status)
+    return out

@@ -1,0 +1,181 @@
+"""Thin Prefect @task wrappers around the stage functions.
+
+Each task is a batch (a platform's whole drain, every pending mention, every scheduled
+post): the unit worth retrying and seeing in the UI. Tasks take ids, never heavy objects,
+and find the process's resources in the Runtime. Retries happen here (Prefect, visible)
+only for errors that are safe to repeat; the HTTP client retries single calls.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from collections.abc import Iterator
+from typing import Any
+
+import structlog
+from prefect import task
+
+from firebreak.domain import Platform, utcnow
+from firebreak.errors import RateLimited, TransientError
+from firebreak.store.models import Incident
+from firebreak.tasks import approve as approve_mod
+from firebreak.tasks import classify as classify_mod
+from firebreak.tasks import escalate as escalate_mod
+from firebreak.tasks import freeze as freeze_mod
+from firebreak.tasks import ingest as ingest_mod
+from firebreak.tasks import postmortem as postmortem_mod
+from firebreak.tasks import publish as publish_mod
+from firebreak.tasks import signals as signals_mod
+from firebreak.tasks.draft import StatementFacts, draft_statement
+from firebreak.tasks.incident import apply_assessment, open_incident
+from firebreak.tasks.runtime import get_runtime
+
+
+def _transient(task: Any, run: Any, state: Any) -> bool:
+    try:
+        state.result()
+    except (TransientError, RateLimited):
+        return True
+    except BaseException:
+        return False
+    return False
+
+
+@contextmanager
+def stage(incident_id: int | None, name: str) -> Iterator[None]:
+    """Record a stage's wall-clock start and end on the incident (the drill report reads them)."""
+    rt = get_runtime()
+    started, v_started = utcnow(), rt.clock.now()
+    with structlog.contextvars.bound_contextvars(stage=name, incident_id=incident_id):
+        yield
+    if incident_id is not None:
+        with rt.db.session() as s:
+            inc = s.get(Incident, incident_id)
+            assert inc is not None
+            stages = dict((inc.summary or {}).get("stages", {}))
+            prev = stages.get(name)
+            # Wall-clock times for latencies; platform (virtual) times to compare with posts.
+            stages[name] = {"started_at": prev["started_at"] if prev else started.isoformat(),
+                            "finished_at": utcnow().isoformat(),
+                            "platform_started_at": prev["platform_started_at"] if prev else v_started.isoformat(),
+                            "platform_finished_at": rt.clock.now().isoformat()}
+            inc.summary = {**(inc.summary or {}), "stages": stages}
+
+
+def connectors() -> dict[Platform, Any]:
+    rt = get_runtime()
+    return {p: rt.connector(p) for p in rt.playbook.brand.accounts}
+
+
+@task(name="ingest", retries=3, retry_delay_seconds=[1, 5, 15], retry_condition_fn=_transient)
+def ingest(platform: str) -> dict[str, Any]:
+    rt = get_runtime()
+    with structlog.contextvars.bound_contextvars(platform=platform):
+        st = ingest_mod.ingest_platform(rt.db, rt.connector(platform), rt.brand)
+    rt.count("mentions_received", st.received)
+    return {"platform": platform, "pages": st.pages, "received": st.received, "stored": st.stored}
+
+
+@task(name="label")
+def label() -> int:
+    rt = get_runtime()
+    return classify_mod.label_pending(rt.db, rt.triage(), rt.brand)
+
+
+@task(name="detect")
+def detect() -> int | None:
+    rt = get_runtime()
+    sig = signals_mod.detect(rt.db, rt.playbook, rt.clock.now())
+    if sig is None or sig.incident_id is not None:
+        return None
+    return open_incident(rt.db, rt.audit, rt.playbook, sig.id, drill=rt.drill).id
+
+
+@task(name="own-queue", retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)
+def own_queue() -> int:
+    rt = get_runtime()
+    return publish_mod.run_own_queue(rt.db, rt.audit, rt.brand, connectors(), rt.clock.now())
+
+
+@task(name="classify")
+def classify(incident_id: int) -> dict[str, Any]:
+    rt = get_runtime()
+    with stage(incident_id, "classify"):
+        a = classify_mod.assess(rt.db, rt.playbook, incident_id, rt.clock.now())
+        apply_assessment(rt.db, rt.audit, incident_id, a)
+    return {"type": a.type, "severity": a.severity, "origin_platform": a.origin_platform, "languages": a.languages,
+            "topics": a.topics}
+
+
+@task(name="escalate")
+def escalate(incident_id: int) -> dict[str, Any]:
+    rt = get_runtime()
+    with stage(incident_id, "escalate"):
+        res = escalate_mod.run_escalation(rt.db, rt.audit, rt.playbook, rt.notifiers(), rt.clock, incident_id,
+                                          poll_s=5.0)
+    return {"acknowledged_by": res.acknowledged_by, "pages": len(res.pages), "exhausted": res.exhausted}
+
+
+@task(name="freeze", retries=3, retry_delay_seconds=[1, 3, 10], retry_condition_fn=_transient)
+def freeze(incident_id: int) -> dict[str, Any]:
+    rt = get_runtime()
+    with stage(incident_id, "freeze"):
+        res = freeze_mod.freeze_all(rt.db, rt.audit, rt.playbook, connectors(), incident_id,
+                                    reason=f"crisis freeze for incident #{incident_id}")
+    return {"found": res.found, "held": res.held}
+
+
+@task(name="draft")
+def draft(incident_id: int, kind: str, sequence: int, update_number: int = 0,
+          next_update_minutes: int | None = None) -> int:
+    rt = get_runtime()
+    pb = rt.playbook
+    with stage(incident_id, "draft" if kind == "holding" else f"draft_{kind}"):
+        with rt.db.session() as s:
+            inc = s.get(Incident, incident_id)
+            assert inc is not None
+        topic = " ".join((inc.topics or [])[:3])
+        facts = StatementFacts(crisis_type=inc.type or pb.crisis_types[0].id, severity=inc.severity or 3, topic=topic,
+                               origin_platform=inc.origin_platform or "", update_number=update_number,
+                               next_update_minutes=next_update_minutes,
+                               resolved_summary="" if kind != "final" else "The situation is resolved.")
+        variants = draft_statement(pb, kind, facts)  # type: ignore[arg-type]
+        d = approve_mod.create_draft(rt.db, rt.audit, incident_id, kind, sequence, pb.brand.default_language, variants)
+    return d.id
+
+
+@task(name="publish", retries=3, retry_delay_seconds=[1, 3, 10], retry_condition_fn=_transient)
+def publish(incident_id: int, draft_id: int) -> list[dict[str, Any]]:
+    rt = get_runtime()
+    with stage(incident_id, "publish"):
+        out = publish_mod.publish_draft(rt.db, rt.audit, rt.playbook, connectors(), incident_id, draft_id)
+    return [{"platform": p.platform, "remote_id": p.remote_id, "sha256": p.sha256, "at": p.at.isoformat()} for p in out]
+
+
+@task(name="brief-staff")
+def brief_staff(incident_id: int, draft_id: int) -> list[str]:
+    rt = get_runtime()
+    with rt.db.session() as s:
+        from firebreak.store.models import Draft
+
+        d = s.get(Draft, draft_id)
+        assert d is not None
+    text = "\n".join(d.variants.get("linkedin") or next(iter(d.variants.values())))
+    return escalate_mod.brief_staff(rt.db, rt.audit, rt.playbook, rt.notifiers(), incident_id, text)
+
+
+@task(name="resume", retries=3, retry_delay_seconds=[1, 3, 10], retry_condition_fn=_transient)
+def resume(incident_id: int) -> dict[str, Any]:
+    rt = get_runtime()
+    with stage(incident_id, "resume"):
+        res = freeze_mod.resume_all(rt.db, rt.audit, rt.playbook, connectors(), incident_id, rt.clock.now())
+    return {"resumed": res.resumed, "rescheduled": res.rescheduled, "published_now": res.published_now,
+            "dropped": res.dropped, "needs_approval": res.needs_approval}
+
+
+@task(name="postmortem")
+def postmortem(incident_id: int) -> dict[str, str]:
+    rt = get_runtime()
+    with stage(incident_id, "postmortem"):
+        path, md = postmortem_mod.write(rt.db, rt.playbook, incident_id, rt.settings.data_dir / "reports")
+    return {"html": str(path), "markdown": md}

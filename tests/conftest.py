@@ -1,0 +1,116 @@
+"""Shared fixtures. Integration tests start real things (sandbox on loopback, Prefect's
+test server, PostgreSQL, SMTP); unit tests stay fast."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "firebreak")
+
+from firebreak.clock import VirtualClock  # noqa: E402
+from firebreak.config.playbook import Playbook, load_playbook  # noqa: E402
+from firebreak.config.settings import DEFAULT_PLAYBOOK, Settings  # noqa: E402
+from firebreak.connectors.sandbox.server import SandboxServer  # noqa: E402
+from firebreak.connectors.sandbox.state import SandboxState  # noqa: E402
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="session")
+def playbook() -> Playbook:
+    return load_playbook(DEFAULT_PLAYBOOK)
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    """Virtual time that stands still unless a test advances it."""
+    return VirtualClock(T0, compression=0.0)
+
+
+@pytest.fixture
+def sandbox_state(clock: VirtualClock) -> SandboxState:
+    return SandboxState(clock)
+
+
+@pytest.fixture
+def sandbox(sandbox_state: SandboxState) -> Iterator[SandboxServer]:
+    with SandboxServer(sandbox_state) as srv:
+        yield srv
+
+
+@pytest.fixture
+def sandbox_settings(sandbox: SandboxServer, tmp_path) -> Settings:  # type: ignore[no-untyped-def]
+    return Settings(sandbox_url=sandbox.url, data_dir=tmp_path)
+
+
+# -- databases: every store test runs on SQLite and, where a server answers, PostgreSQL ----------
+
+PG_ADMIN_URL = os.environ.get("FIREBREAK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _postgres_available() -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    u = urlparse(PG_ADMIN_URL)
+    try:
+        with socket.create_connection((u.hostname or "127.0.0.1", u.port or 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database for this test session (skips when no server answers)."""
+    if not _postgres_available():
+        pytest.skip(f"no PostgreSQL server at {PG_ADMIN_URL}")
+    import sqlalchemy as sa
+
+    from firebreak.store.db import normalise_url
+
+    name = f"firebreak_test_{os.getpid()}"
+    admin = sa.create_engine(normalise_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with admin.connect() as c:
+        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db(request, tmp_path):  # type: ignore[no-untyped-def]
+    """A migrated, empty database of each kind."""
+    import sqlalchemy as sa
+
+    from firebreak.store.db import Database
+    from firebreak.store.models import Base
+
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'test.db'}")
+        database.migrate()
+    else:
+        url = request.getfixturevalue("postgres_url")
+        database = Database(url)
+        with database.engine.begin() as c:
+            for table in reversed(Base.metadata.sorted_tables):
+                c.execute(sa.text(f'DROP TABLE IF EXISTS "{table.name}" CASCADE'))
+            c.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+        database.migrate()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def audit(db):  # type: ignore[no-untyped-def]
+    from firebreak.audit import AuditLog
+
+    return AuditLog(db)

@@ -1,0 +1,101 @@
+import csv
+import json
+import math
+import random
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from firebreak.config.playbook import Detection, QuietWindow
+from firebreak.errors import FirebreakError
+from firebreak.tasks.backtest import backtest_file, backtest_nab
+from firebreak.tasks.detect import Detector, bucketize
+
+T0 = datetime(2024, 3, 4, tzinfo=timezone.utc)
+STEP = timedelta(minutes=5)
+
+
+def daily(i: int, level: float = 40.0) -> float:
+    return level * (1 + 0.5 * math.sin(2 * math.pi * i / 288))
+
+
+def series(days: int = 4, storm_at: int | None = None, seed: int = 1) -> list[tuple[datetime, int]]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(days * 288):
+        lam = daily(i)
+        if storm_at is not None and storm_at <= i < storm_at + 36:
+            lam *= 12
+        out.append((T0 + i * STEP, max(0, int(rng.gauss(lam, math.sqrt(lam))))))
+    return out
+
+
+def test_storm_gives_one_alert_and_quiet_series_none() -> None:
+    storm = 3 * 288 + 100
+    decisions = Detector(Detection()).run(series(storm_at=storm))
+    alerts = [i for i, d in enumerate(decisions) if d.alert]
+    assert len(alerts) == 1 and storm <= alerts[0] <= storm + 3
+    d = decisions[alerts[0]]
+    assert "volume" in d.reasons and d.score > 0.5 and d.ratio > 3
+    assert not any(d.alert for d in Detector(Detection()).run(series(seed=2)))
+
+
+def test_online_decisions_ignore_the_future() -> None:
+    s = series(storm_at=3 * 288 + 100)
+    full = Detector(Detection()).run(s)
+    prefix = Detector(Detection()).run(s[: 3 * 288 + 50])
+    assert [d.score for d in prefix] == [d.score for d in full[: len(prefix)]]
+
+
+def test_min_volume_and_quiet_windows() -> None:
+    storm = 3 * 288 + 100
+    quiet = QuietWindow(start=T0 + (storm - 5) * STEP, end=T0 + (storm + 40) * STEP, reason="launch")
+    assert not any(d.alert for d in Detector(Detection(quiet_windows=[quiet])).run(series(storm_at=storm)))
+    assert not any(d.alert for d in Detector(Detection(min_volume=10_000)).run(series(storm_at=storm)))
+
+
+def test_negative_share_and_spread_reasons() -> None:
+    det = Detector(Detection())
+    for at, v in series(days=1):
+        det.update(at, v)
+    at = T0 + 288 * STEP
+    d = det.update(at, int(daily(288) * 4), negative=int(daily(288) * 3), platforms=3)
+    assert d.alert and {"volume", "negative_share", "spread"} <= set(d.reasons)
+
+
+def test_out_of_order_bucket_is_an_error() -> None:
+    det = Detector(Detection())
+    det.update(T0, 1)
+    with pytest.raises(FirebreakError):
+        det.update(T0, 2)
+
+
+def test_bucketize() -> None:
+    ts = [T0, T0 + timedelta(minutes=1), T0 + timedelta(minutes=11)]
+    assert bucketize(ts, 5) == [(T0 + STEP, 2), (T0 + 2 * STEP, 0), (T0 + 3 * STEP, 1)]
+
+
+def _write(path: Path, rows: list[tuple[datetime, int]]) -> None:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["timestamp", "value"])
+        for at, v in rows:
+            w.writerow([at.strftime("%Y-%m-%d %H:%M:%S"), v])
+
+
+def test_backtest_file_and_nab(tmp_path: Path) -> None:
+    storm = 3 * 288 + 100
+    rows = series(storm_at=storm)
+    _write(tmp_path / "s.csv", rows)
+    n = backtest_file(tmp_path / "s.csv", tmp_path / "out.csv", Detection())
+    out = list(csv.DictReader((tmp_path / "out.csv").open()))
+    assert n == 1 and len(out) == len(rows) and set(out[0]) == {"timestamp", "value", "alert", "score"}
+    fmt = "%Y-%m-%d %H:%M:%S"
+    win = [rows[storm - 60][0].strftime(fmt), rows[storm + 60][0].strftime(fmt)]
+    (tmp_path / "windows.json").write_text(json.dumps({"s.csv": [win]}))
+    seen = []
+    result = backtest_nab(tmp_path, Detection(), progress=lambda i, n: seen.append((i, n)))
+    assert seen == [(1, 1)] and result["windows"] == 1
+    assert result["corpus"]["standard"] > 90
+    assert result["files"]["s.csv"]["standard"]["tp"] == 1

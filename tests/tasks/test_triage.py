@@ -1,0 +1,86 @@
+import time
+from pathlib import Path
+
+import pytest
+
+from firebreak.config.playbook import load_playbook
+from firebreak.tasks.triage import Labels, Triage, dominant_terms, fold, load_triage
+
+PLAYBOOK = Path(__file__).resolve().parents[2] / "config" / "playbook.default.yaml"
+
+
+@pytest.fixture(scope="module")
+def tri() -> Triage:
+    return load_triage(load_playbook(PLAYBOOK))
+
+
+def test_language_with_and_without_hint(tri: Triage) -> None:
+    got = [l.lang for l in tri.label_batch([
+        "The app has not worked all morning, this is ridiculous",
+        "Jullie app werkt al de hele ochtend niet, belachelijk",
+        "Appen har inte fungerat på hela morgonen, helt galet",
+        "L'application ne fonctionne pas depuis ce matin",
+        "Aplikacja nie działa od rana, to jest skandal",
+        "Aplikasinya tidak bisa dibuka dari pagi, parah banget",
+    ])]
+    assert got == ["en", "nl", "sv", "fr", "pl", "id"]
+    assert tri.label("ok", lang_hint="sv").lang == "sv"
+
+
+def test_sentiment_offensive_complaint(tri: Triage) -> None:
+    neg, pos, off, cmp_ = tri.label_batch([
+        "This is the worst service ever, I hate it, terrible and awful",
+        "I love it, thank you so much, amazing and wonderful!",
+        "You are a fucking idiot, shut up you stupid bitch",
+        "@FjellHelp my order never arrived and nobody answers my emails. Still waiting for a refund",
+    ])
+    assert neg.sentiment == "negative" and neg.sentiment_score < 0
+    assert pos.sentiment == "positive" and pos.sentiment_score > 0
+    assert off.offensive and off.offensive_score > 0.5 and not pos.offensive
+    assert cmp_.complaint and cmp_.complaint_score > pos.complaint_score
+    assert -1 <= neg.sentiment_score <= 1
+    d = neg.as_dict()
+    assert set(d) == set(Labels.__slots__) and isinstance(d["crisis_types"], list)
+
+
+def test_crisis_keywords_multilingual(tri: Triage) -> None:
+    got = [l.crisis_types for l in tri.label_batch([
+        "My jacket zipper SNAPPED and I was injured",
+        "De site werkt niet, weer een storing",
+        "Wyciek danych? Moje dane i hasło w sieci",
+        "Le produit est DEFECTUEUX et dangereux",  # accent-tolerant: défectueux
+        "Downloading the update now",  # 'down' only as a whole word
+        "Ini gangguan lagi, aplikasi tidak bisa login",
+    ])]
+    assert got[0] == ("product_safety",)
+    assert "service_outage" in got[1]
+    assert "data_breach" in got[2]
+    assert "product_safety" in got[3]
+    assert got[4] == ()
+    assert "service_outage" in got[5]
+
+
+def test_fold() -> None:
+    assert fold("Défectueux ŁÓDŹ Återkallelse") == "defectueux lodz aterkallelse"
+
+
+def test_throughput(tri: Triage) -> None:
+    texts = [f"@fjell your jacket broke after {i} days, not happy at all #fail" for i in range(2000)]
+    t = time.perf_counter()
+    assert len(tri.label_batch(texts)) == 2000
+    assert 2000 / (time.perf_counter() - t) > 1000  # several thousand/s on a normal core
+
+
+def test_load_triage_is_cached() -> None:
+    pb = load_playbook(PLAYBOOK)
+    assert load_triage(pb) is load_triage(pb)
+    assert Triage().label("hello").crisis_types == ()
+
+
+def test_dominant_terms() -> None:
+    storm = [f"the fjell stove exploded at camp {i}, stove recall now" for i in range(20)] + ["nice jacket"] * 3
+    background = [f"love my fjell jacket {i}" for i in range(50)] + ["fjell stove works fine"] * 3
+    terms = dominant_terms(storm, background, k=5)
+    assert terms and any("stove" in t or "exploded" in t or "recall" in t for t in terms[:3])
+    assert "fjell" not in terms[:2]
+    assert dominant_terms([]) == []
