@@ -103,6 +103,11 @@ class Connector(ABC):
     def cancel_scheduled(self, post: ScheduledPost) -> None:
         raise NotSupported(self.platform.value, "no scheduled posts on this platform")
 
+    def delete_own(self, platform_id: str) -> None:
+        """Remove one of the brand's own posts (e.g. a post made by a compromised account).
+        Implementations must refuse anything that is not the brand's own."""
+        raise NotSupported(self.platform.value, "deleting own posts is not supported")
+
     def close(self) -> None:
         self.http.close()
 

@@ -30,7 +30,6 @@ No scheduled posts on Bluesky.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -40,6 +39,7 @@ from typing import Any, ClassVar
 
 from firebreak.clock import Clock, SystemClock
 from firebreak.connectors.base import Connector
+from firebreak.connectors._wire import decode_cursor, encode_cursor as _enc, parse_time as _time
 from firebreak.domain import Mention, MentionPage, Platform, PublishResult
 from firebreak.errors import AuthError, NotSupported, PolicyViolation, RejectedRequest
 
@@ -55,27 +55,6 @@ MAX_HIDDEN = 300
 _URL = re.compile(r"https?://[^\s]+")
 _TAG = re.compile(r"(?<![\w#])#([^\s#.,;:!?)\]]+)")
 _HANDLE = re.compile(r"(?<![\w@])@([a-zA-Z0-9.-]+\.[a-zA-Z]{2,})")
-
-
-def _enc(state: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def _dec(cursor: str) -> dict[str, Any]:
-    try:
-        state = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError as exc:
-        raise RejectedRequest("bluesky", f"unreadable cursor: {exc}") from exc
-    if not isinstance(state, dict):
-        raise RejectedRequest("bluesky", "unreadable cursor")
-    return state
-
-
-def _time(value: str | None) -> datetime:
-    if not value:
-        return datetime.now(timezone.utc)
-    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
 def _iso(dt: datetime) -> str:
@@ -364,3 +343,7 @@ class BlueskyConnector(Connector):
             raise PolicyViolation(f"bluesky: refusing to delete {platform_id}: not the brand's own record")
         self._xrpc("POST", "com.atproto.repo.deleteRecord", json={"repo": self.repo, "collection": collection,
                                                                    "rkey": rkey}, idempotent=True)
+
+
+def _dec(cursor: str) -> dict[str, Any]:
+    return decode_cursor("bluesky", cursor)

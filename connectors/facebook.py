@@ -164,6 +164,15 @@ class FacebookConnector(GraphConnector):
         self._check_own_unpublished(post.platform_id)
         self.http.request("DELETE", post.platform_id)
 
+    def delete_own(self, platform_id: str) -> None:
+        """Delete one of the page's own posts or replies (e.g. made by a compromised account).
+        The author is checked first, so a third party's content can never be deleted."""
+        node = self.http.get_json(platform_id, params={"fields": "id,from"})
+        if str((node.get("from") or {}).get("id", "")) != self.account_id:
+            raise RejectedRequest(self.platform.value, f"{platform_id} is not the page's own; Firebreak never "
+                                                       "deletes third-party content")
+        self.http.request("DELETE", platform_id)
+
     def _check_own_unpublished(self, post_id: str) -> None:
         """Scheduled-post operations touch only the page's own unpublished posts, so that a
         mistaken id can never reschedule or delete anyone else's content. A post that went

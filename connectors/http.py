@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,6 +37,9 @@ from firebreak.errors import (
 log = get_logger("firebreak.connectors.http")
 
 RETRY_STATUSES = frozenset({408, 500, 502, 503, 504})
+# A 403 is a credentials problem only when it says so; otherwise (duplicate content, a reply
+# that cannot be hidden) the request itself was refused.
+_CREDENTIALS = re.compile(r"token|auth|credential|scope|permission|unauthori[sz]ed|oauth", re.I)
 # A 429 whose reset is this close is absorbed by one backoff retry; longer ones surface.
 INLINE_RATE_LIMIT_S = 1.0
 
@@ -186,7 +190,7 @@ class ApiClient:
                 self._refresh_auth()
                 continue
             detail = _error_detail(resp)
-            if status == 401 or status == 403:
+            if status == 401 or (status == 403 and _CREDENTIALS.search(detail)):
                 self.breaker.success()
                 raise AuthError(self.platform, f"{method} {path}: {status} {detail}", status=status)
             if status == 429:
@@ -205,12 +209,16 @@ def _error_detail(resp: httpx.Response) -> str:
     except ValueError:
         return resp.text[:200]
     if isinstance(body, dict):
-        for key in ("detail", "error_description", "error", "message", "title"):
+        # Platforms split the error over fields (Bluesky: error code + message): keep every part.
+        parts: list[str] = []
+        for key in ("error", "detail", "error_description", "message", "title"):
             val = body.get(key)
-            if isinstance(val, str):
-                return val[:200]
             if isinstance(val, dict) and isinstance(val.get("message"), str):
-                return val["message"][:200]
+                val = val["message"]
+            if isinstance(val, str) and val not in parts:
+                parts.append(val)
+        if parts:
+            return ": ".join(parts)[:300]
         if isinstance(body.get("errors"), list) and body["errors"]:
             first = body["errors"][0]
             if isinstance(first, dict):

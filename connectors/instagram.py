@@ -31,7 +31,7 @@ import httpx
 from firebreak.config.settings import PlatformSettings
 from firebreak.connectors._graph import GraphConnector, parse_time
 from firebreak.domain import Mention, Platform, PublishResult
-from firebreak.errors import ConnectorError
+from firebreak.errors import ConnectorError, RejectedRequest
 
 DEFAULT_STATEMENT_CARD = "https://fjell.example/statement.png"
 
@@ -115,3 +115,12 @@ class InstagramConnector(GraphConnector):
     # -- moderation ------------------------------------------------------------------------
     def hide(self, platform_id: str) -> None:
         self.http.request("POST", platform_id, data={"hide": "true"}, idempotent=True)  # setting a value: safe to retry
+
+    def delete_own(self, platform_id: str) -> None:
+        """Delete one of the brand's own media. The owner is checked first; comments, including
+        other people's, are never deleted (hide them instead)."""
+        node = self.http.get_json(platform_id, params={"fields": "id,owner"})
+        if str((node.get("owner") or {}).get("id", "")) != self.account_id:
+            raise RejectedRequest(self.platform.value, f"{platform_id} is not the brand's own media; Firebreak "
+                                                       "never deletes third-party content")
+        self.http.request("DELETE", platform_id)

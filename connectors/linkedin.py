@@ -257,6 +257,14 @@ class LinkedInConnector(Connector):
         self._check_own_draft(post.platform_id)
         self.http.request("DELETE", f"rest/posts/{enc(post.platform_id)}")
 
+    def delete_own(self, platform_id: str) -> None:
+        """Delete one of the organization's own posts; the author is checked first."""
+        post = self.http.get_json(f"rest/posts/{enc(platform_id)}")
+        if post.get("author") != self.account_id:
+            raise RejectedRequest(self.platform.value, f"{platform_id} is not the organization's own; Firebreak "
+                                                       "never deletes third-party content")
+        self.http.request("DELETE", f"rest/posts/{enc(platform_id)}")
+
     def _set(self, urn: str, fields: dict[str, Any]) -> None:
         # PARTIAL_UPDATE is idempotent ($set of the same values), so retries are safe.
         self.http.request("POST", f"rest/posts/{enc(urn)}", json={"patch": {"$set": fields}},

@@ -23,14 +23,14 @@ readable from the held time itself (held - HOLD_OFFSET). Hold is therefore idemp
 and crash-safe: `list_scheduled` shows a held status at its original time, and holding
 it again writes the same value. Release moves it back to `when`; if Mastodon refuses that
 as less than 5 minutes ahead *by its own clock* (which ours need not match: drills), it is
-moved to `when` + 5.5 minutes, i.e. as soon as Mastodon allows. Cancel is DELETE. Hiding replies does not exist for a Mastodon account: NotSupported.
+moved to `when` + 5.5 minutes, i.e. as soon as Mastodon allows. Cancel is DELETE.
+Hiding replies does not exist for a Mastodon account (the API has no such call):
+NotSupported from the base class.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import json
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 import httpx
 
 from firebreak.connectors.base import Connector
+from firebreak.connectors._wire import decode_cursor, encode_cursor as _enc, parse_time as _time
 from firebreak.domain import Mention, MentionPage, Platform, PublishResult, ScheduledPost
 from firebreak.errors import RejectedRequest
 
@@ -52,26 +53,6 @@ SCHEDULED_PAGES = 20
 
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
-
-
-def _enc(state: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def _dec(cursor: str) -> dict[str, Any]:
-    try:
-        state = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError as exc:
-        raise RejectedRequest("mastodon", f"unreadable cursor: {exc}") from exc
-    if not isinstance(state, dict):
-        raise RejectedRequest("mastodon", "unreadable cursor")
-    return state
-
-
-def _time(value: str | None) -> datetime:
-    if not value:
-        return datetime.now(timezone.utc)
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
 
 
 def _iso(dt: datetime) -> str:
@@ -250,3 +231,7 @@ class MastodonConnector(Connector):
 
     def cancel_scheduled(self, post: ScheduledPost) -> None:
         self.http.request("DELETE", f"/api/v1/scheduled_statuses/{post.platform_id}")
+
+
+def _dec(cursor: str) -> dict[str, Any]:
+    return decode_cursor("mastodon", cursor)

@@ -16,14 +16,13 @@ Field names follow the supplied spec (X API v2.167), which calls tweets "posts":
 
 from __future__ import annotations
 
-import base64
 import html
-import json
 import re
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from firebreak.connectors.base import Connector
+from firebreak.connectors._wire import decode_cursor, encode_cursor as _enc, parse_time as _time
 from firebreak.domain import Mention, MentionPage, Platform, PublishResult
 from firebreak.errors import RejectedRequest
 
@@ -37,20 +36,6 @@ _URL = re.compile(r"https?://\S+")
 _SPACE = re.compile(r"\s+")
 
 
-def _enc(state: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def _dec(cursor: str) -> dict[str, Any]:
-    try:
-        state = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError as exc:
-        raise RejectedRequest("x", f"unreadable cursor: {exc}") from exc
-    if not isinstance(state, dict):
-        raise RejectedRequest("x", "unreadable cursor")
-    return state
-
-
 def _newer(a: str | None, b: str | None) -> str | None:
     """The larger of two numeric ids (X ids are time-ordered snowflakes)."""
     if not a:
@@ -58,12 +43,6 @@ def _newer(a: str | None, b: str | None) -> str | None:
     if not b:
         return a
     return a if int(a) >= int(b) else b
-
-
-def _time(value: str | None) -> datetime:
-    if not value:
-        return datetime.now(timezone.utc)
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
 
 
 def normalize_text(text: str) -> str:
@@ -191,3 +170,7 @@ class XConnector(Connector):
         body = self.http.request("PUT", f"/2/tweets/{platform_id}/hidden", json={"hidden": True}).json()
         if not (body.get("data") or {}).get("hidden"):
             raise RejectedRequest(self.platform.value, f"reply {platform_id} was not hidden")
+
+
+def _dec(cursor: str) -> dict[str, Any]:
+    return decode_cursor("x", cursor)

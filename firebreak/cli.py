@@ -177,6 +177,36 @@ def cmd_ack(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Benchmarks print medians over repeated runs (never timed tests)."""
+    import statistics
+    import subprocess
+    import tempfile
+
+    if args.target not in ("drill", "all"):
+        raise FirebreakError(f"unknown benchmark {args.target!r}; available: drill")
+    runs: list[dict] = []
+    exe = Path(sys.argv[0]).resolve()
+    for i in range(args.runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            report = Path(tmp) / "report.json"
+            env = {**os.environ, "FIREBREAK_DATA_DIR": str(Path(tmp) / "data")}
+            proc = subprocess.run([str(exe), "drill", "--quiet", "--report", str(report)], env=env, cwd=tmp,
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise FirebreakError(f"drill run {i + 1} failed: {proc.stderr[-2000:]}")
+            runs.append(json.loads(report.read_text()))
+        print(f"run {i + 1}/{args.runs}: {runs[-1]['wall_clock_s']:.1f}s", file=sys.stderr)
+    keys = list(runs[0]["latency_s"])
+    print(f"drill latencies over {len(runs)} runs (wall-clock seconds; median [min-max])")
+    for k in keys:
+        vals = [r["latency_s"][k] for r in runs]
+        print(f"  {k:<32} {statistics.median(vals):8.3f}  [{min(vals):.3f}-{max(vals):.3f}]")
+    walls = [r["wall_clock_s"] for r in runs]
+    print(f"  {'drill wall clock':<32} {statistics.median(walls):8.1f}  [{min(walls):.1f}-{max(walls):.1f}]")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="firebreak", description="Crisis-response automation for brands on social media")
     sub = p.add_subparsers(dest="command", required=True)
@@ -231,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("monitor", help="run one monitor pass now")
     m.add_argument("--no-respond", action="store_true", help="only open the incident; do not start respond")
     m.set_defaults(func=cmd_monitor)
+
+    be = sub.add_parser("bench", help="benchmarks (medians over repeated runs)")
+    be.add_argument("target", nargs="?", default="drill", help="drill")
+    be.add_argument("--runs", type=int, default=5)
+    be.set_defaults(func=cmd_bench)
 
     k = sub.add_parser("ack", help="acknowledge an incident's page")
     k.add_argument("incident", type=int)

@@ -37,7 +37,7 @@ def _secs(a: datetime | None, b: datetime | None) -> float | None:
 
 def build_report(setup: "DrillSetup", rt: Runtime, sandbox: SandboxServer, mailbox: Mailbox, result: dict[str, Any],
                  wall_start: datetime) -> dict[str, Any]:
-    db, pb, state = rt.db, rt.playbook, setup.state
+    db, state = rt.db, setup.state
     incident_id = result["incident_id"]
     with db.session() as s:
         inc = s.get(Incident, incident_id)

@@ -6,6 +6,7 @@ about the storm as a whole.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -61,6 +62,7 @@ class Assessment:
     languages: list[str]
     topics: list[str]
     figures: dict[str, float] = field(default_factory=dict)
+    topic: str = ""  # the phrase statements use
 
 
 def _matches(cond: SeverityCondition, ctype: str, figures: dict[str, float]) -> bool:
@@ -122,9 +124,26 @@ def assess(db: Database, playbook: Playbook, incident_id: int, now: datetime) ->
         # Severity looks at the storm's peak so far, not only the bucket that fired.
         figures["volume_ratio"] = max(figures["volume_ratio"], _peak_ratio(storm, sig, playbook))
     severity = severity_for(playbook, ctype if votes else None, figures)
-    topics = dominant_terms([m.text for m in on_topic or negative], background, k=8)
+    storm_texts = [m.text for m in on_topic or negative]
+    topics = dominant_terms(storm_texts, background, k=8)
     return Assessment(ctype, severity, first.platform if first else "", first.id if first else None,
-                      languages, topics, figures)
+                      languages, topics, figures, topic=topic_phrase(topics, storm_texts))
+
+
+def topic_phrase(terms: list[str], texts: list[str]) -> str:
+    """A readable name for what the storm is about: the first dominant term, widened to a
+    longer top phrase that contains it, in the casing people used most."""
+    if not terms:
+        return ""
+    best = terms[0]
+    for t in terms[1:4]:
+        if best in t and len(t) > len(best):
+            best = t
+    forms: Counter[str] = Counter()
+    pattern = re.compile(rf"(?<!\w){re.escape(best)}(?!\w)", re.IGNORECASE)
+    for text in texts[:500]:
+        forms.update(m.group(0) for m in pattern.finditer(text))
+    return forms.most_common(1)[0][0] if forms else best
 
 
 def _peak_ratio(storm: list, sig: Signal, playbook: Playbook) -> float:

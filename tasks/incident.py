@@ -54,10 +54,10 @@ def apply_assessment(db: Database, audit: AuditLog, incident_id: int, a: Assessm
         assert inc is not None
         inc.type, inc.severity, inc.origin_platform = a.type, a.severity, a.origin_platform
         inc.first_mention_id, inc.languages, inc.topics = a.first_mention_id, a.languages, a.topics
-        inc.summary = {**(inc.summary or {}), "figures": a.figures}
+        inc.summary = {**(inc.summary or {}), "figures": a.figures, "topic": a.topic}
     audit.append("firebreak", "incident.classified", f"incident:{incident_id}",
                  {"type": a.type, "severity": a.severity, "origin_platform": a.origin_platform,
-                  "first_mention_id": a.first_mention_id, "languages": a.languages, "topics": a.topics,
+                  "first_mention_id": a.first_mention_id, "languages": a.languages, "topics": a.topics, "topic": a.topic,
                   "figures": a.figures})
     return inc
 

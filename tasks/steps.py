@@ -134,7 +134,7 @@ def draft(incident_id: int, kind: str, sequence: int, update_number: int = 0,
         with rt.db.session() as s:
             inc = s.get(Incident, incident_id)
             assert inc is not None
-        topic = " ".join((inc.topics or [])[:3])
+        topic = (inc.summary or {}).get("topic") or ""
         facts = StatementFacts(crisis_type=inc.type or pb.crisis_types[0].id, severity=inc.severity or 3, topic=topic,
                                origin_platform=inc.origin_platform or "", update_number=update_number,
                                next_update_minutes=next_update_minutes,

@@ -7,6 +7,7 @@ pools with a seeded RNG: the same file and seed always give the same mentions.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from dataclasses import dataclass, field
@@ -114,7 +115,8 @@ class _Builder:
         user = f"user{self.rng.randrange(10_000, 99_999)}"
         return SandboxMention(platform=platform, id=self.next_id(platform), author=user, text=text,
                               created_at=self.at(minutes), kind=kind, lang=lang, followers=followers,
-                              likes=likes, reply_to=reply_to, author_id=str(abs(hash(user)) % 10**12))
+                              likes=likes, reply_to=reply_to,
+                              author_id=str(int(hashlib.sha256(user.encode()).hexdigest()[:12], 16)))
 
     def fill(self, pool: dict[str, list[str]], lang: str) -> str:
         texts = pool.get(lang) or pool["en"]

@@ -24,6 +24,10 @@ def normalise_url(url: str) -> str:
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    # We issue BEGIN ourselves (below): pysqlite's implicit BEGIN is deferred, and in WAL mode a
+    # deferred transaction that reads, then writes after another connection committed, fails
+    # at once with "database is locked" (SQLITE_BUSY_SNAPSHOT) instead of waiting.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
     cur.execute("PRAGMA synchronous=NORMAL")
@@ -41,6 +45,8 @@ class Database:
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(self.url, connect_args={"check_same_thread": False, "timeout": 30})
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            # Writers queue up front (busy_timeout) rather than failing half-way through.
+            event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         else:
             self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=10, max_overflow=10)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)

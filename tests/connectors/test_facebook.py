@@ -165,11 +165,18 @@ def test_hide_comment_and_nothing_deletes_third_party_content(sandbox_state, clo
         assert victim in sandbox_state.hidden[P]
         got, _, _ = drain(conn, "comments", None)
         assert victim in {m.platform_id for m in got}  # hidden, not gone
-        # No method offers deletion, and the scheduled-post ops refuse anything not the page's own.
-        assert not [n for n in dir(conn) if "delete" in n.lower() or "remove" in n.lower()]
+        # The only deleting operations check authorship first and refuse someone else's comment.
+        assert [n for n in dir(conn) if "delete" in n.lower() or "remove" in n.lower()] == ["delete_own"]
+        with pytest.raises(RejectedRequest):
+            conn.delete_own(victim)
         with pytest.raises(RejectedRequest):
             conn.cancel_scheduled(ScheduledPost(P, victim, "", clock.now()))
-    assert not [r for r in sandbox_state.requests if r["method"] == "DELETE"]
+        assert not [r for r in sandbox_state.requests if r["method"] == "DELETE"]
+        # The page's own post (say, from a compromised account) can go.
+        own = conn.publish("Unauthorised post", idempotency_key="oops")
+        conn.delete_own(own.remote_id)
+    assert sandbox_state.find_post(P, own.remote_id) is None
+    assert [r["path"] for r in sandbox_state.requests if r["method"] == "DELETE"] == [f"/facebook/{own.remote_id}"]
     assert {m.id for m in sandbox_state.mentions[P]} >= expected
 
 
@@ -250,6 +257,7 @@ def test_every_request_fits_metas_spec(sandbox_state, clock, fb_settings):  # ty
         conn.release_scheduled(posts[0], clock.now() + timedelta(hours=3))
         conn.release_scheduled(posts[0], clock.now())
         conn.cancel_scheduled(posts[1])
+        conn.delete_own(res.remote_id)
     spec = GraphSpec(SPECS)
     comments = expected
     problems, checked, refused = [], 0, []

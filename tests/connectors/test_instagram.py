@@ -16,7 +16,7 @@ from firebreak.connectors.instagram import DEFAULT_STATEMENT_CARD, InstagramConn
 from firebreak.connectors.sandbox._graph import GraphSpec
 from firebreak.connectors.sandbox.state import SandboxMention, SandboxPost
 from firebreak.domain import Platform, ScheduledPost
-from firebreak.errors import AuthError, NotSupported, RateLimited, TransientError
+from firebreak.errors import AuthError, NotSupported, RateLimited, RejectedRequest, TransientError
 
 P = Platform.INSTAGRAM
 USER = "17841400000000001"
@@ -139,10 +139,16 @@ def test_hide_and_no_scheduling_and_no_deletion(sandbox_state, clock, ig_setting
                    lambda: conn.release_scheduled(post, clock.now()), lambda: conn.cancel_scheduled(post)):
             with pytest.raises(NotSupported):
                 op()
-        assert not [n for n in dir(conn) if "delete" in n.lower() or "remove" in n.lower()]
+        assert [n for n in dir(conn) if "delete" in n.lower() or "remove" in n.lower()] == ["delete_own"]
+        for not_ours in (victim, reply.remote_id):  # comments are never deleted, not even the brand's
+            with pytest.raises(RejectedRequest):
+                conn.delete_own(not_ours)
         got, _, _ = drain(conn, "comments", None)
         assert {m.platform_id for m in got} == expected  # the brand's reply is not a mention
-    assert not [r for r in sandbox_state.requests if r["method"] == "DELETE"]
+        assert not [r for r in sandbox_state.requests if r["method"] == "DELETE"]
+        own = conn.publish("Unauthorised post", idempotency_key="oops")
+        conn.delete_own(own.remote_id)
+    assert [r["path"] for r in sandbox_state.requests if r["method"] == "DELETE"] == [f"/instagram/{own.remote_id}"]
 
 
 def test_limits_and_auth(sandbox_state, clock, ig_settings):  # type: ignore[no-untyped-def]
@@ -167,8 +173,9 @@ def test_every_request_fits_metas_spec(sandbox_state, clock, ig_settings):  # ty
         conn.hide(sorted(expected)[0])
         conn.publish("Statement", idempotency_key="k")
         conn.publish("We hear you", idempotency_key="k2", reply_to=sorted(expected)[1])
-        conn.find_published("Statement", idempotency_key="k", since=clock.now() - timedelta(hours=1))
-    media_ids = {p.id for p in sandbox_state.posts[P] if not p.reply_to} | {media_a, "17900000000000200"}
+        found = conn.find_published("Statement", idempotency_key="k", since=clock.now() - timedelta(hours=1))
+        media_ids = {p.id for p in sandbox_state.posts[P] if not p.reply_to} | {media_a, "17900000000000200"}
+        conn.delete_own(found.remote_id)
     spec = GraphSpec(SPECS)
     problems, checked = [], 0
     for r in sandbox_state.requests:

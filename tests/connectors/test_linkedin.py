@@ -166,8 +166,14 @@ def test_no_hiding_and_no_deletion_of_comments(sandbox_state, clock, li_settings
         assert not conn.supports_hiding
         with pytest.raises(NotSupported):
             conn.hide(sorted(expected)[0])
-        assert not [n for n in dir(conn) if "delete" in n.lower() or "remove" in n.lower()]
-    assert not sandbox_state.requests
+        assert [n for n in dir(conn) if "delete" in n.lower() or "remove" in n.lower()] == ["delete_own"]
+        with pytest.raises(RejectedRequest):
+            conn.delete_own(sorted(expected)[0])
+        assert not [r for r in sandbox_state.requests if r["method"] == "DELETE"]
+        own = conn.publish("Unauthorised post", idempotency_key="oops")
+        conn.delete_own(own.remote_id)
+    assert sandbox_state.find_post(P, own.remote_id) is None
+    assert [r["method"] for r in sandbox_state.requests].count("DELETE") == 1
 
 
 def test_daily_limit_429_waits_until_midnight_utc(sandbox_state, clock, li_settings):  # type: ignore[no-untyped-def]
