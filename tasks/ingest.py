@@ -54,8 +54,8 @@ def store_mentions(session: Session, brand: str, mentions: list[Mention]) -> int
     dialect = session.get_bind().dialect.name
     ins = pg_insert(MentionRow) if dialect == "postgresql" else sqlite_insert(MentionRow)
     stmt = ins.values(rows).on_conflict_do_nothing(index_elements=["platform", "platform_id"])
-    result = session.execute(stmt)
-    return max(result.rowcount or 0, 0)
+    # RETURNING counts what was really inserted; rowcount is unreliable for multi-row inserts.
+    return len(session.execute(stmt.returning(MentionRow.id)).all())
 
 
 def _cursor(session: Session, brand: str, platform: str, stream: str) -> IngestCursor:

@@ -17,7 +17,7 @@ from prefect import task
 
 from firebreak.domain import Platform, utcnow
 from firebreak.errors import RateLimited, TransientError
-from firebreak.store.models import Incident
+from firebreak.store.models import Draft, Incident
 from firebreak.tasks import approve as approve_mod
 from firebreak.tasks import classify as classify_mod
 from firebreak.tasks import escalate as escalate_mod
@@ -156,8 +156,6 @@ def publish(incident_id: int, draft_id: int) -> list[dict[str, Any]]:
 def brief_staff(incident_id: int, draft_id: int) -> list[str]:
     rt = get_runtime()
     with rt.db.session() as s:
-        from firebreak.store.models import Draft
-
         d = s.get(Draft, draft_id)
         assert d is not None
     text = "\n".join(d.variants.get("linkedin") or next(iter(d.variants.values())))

@@ -45,7 +45,13 @@ def sandbox(sandbox_state: SandboxState) -> Iterator[SandboxServer]:
 
 @pytest.fixture
 def sandbox_settings(sandbox: SandboxServer, tmp_path) -> Settings:  # type: ignore[no-untyped-def]
-    return Settings(sandbox_url=sandbox.url, data_dir=tmp_path)
+    """Settings pointing every connector at the live sandbox, with credentials it accepts."""
+    from pydantic import SecretStr
+
+    creds = {"token": SecretStr("test-token"), "password": SecretStr("test-app-password")}
+    return Settings(sandbox_url=sandbox.url, data_dir=tmp_path,
+                    **{p: getattr(Settings(), p).model_copy(update=creds) for p in
+                       ("x", "facebook", "instagram", "linkedin", "mastodon", "bluesky")})
 
 
 # -- databases: every store test runs on SQLite and, where a server answers, PostgreSQL ----------

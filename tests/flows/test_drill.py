@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def drill(tmp_path_factory) -> tuple[dict, subprocess.CompletedProcess]:  # type: ignore[no-untyped-def]
+def drill(tmp_path_factory) -> tuple[dict, subprocess.CompletedProcess, str]:  # type: ignore[no-untyped-def]
     work = tmp_path_factory.mktemp("drill")
     report = work / "report.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREBREAK_", "PREFECT_"))}
@@ -22,11 +22,26 @@ def drill(tmp_path_factory) -> tuple[dict, subprocess.CompletedProcess]:  # type
     proc = subprocess.run([str(Path(sys.executable).with_name("firebreak")), "drill", "--report", str(report)],
                           cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return json.loads(report.read_text()), proc
+    return json.loads(report.read_text()), proc, str(work / "data")
+
+
+def _processes_with_env(marker: str) -> list[int]:
+    """Processes (the drill's children included) still carrying the drill's environment."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if f"FIREBREAK_DATA_DIR={marker}".encode() in env:
+            found.append(int(pid))
+    return found
 
 
 def test_report_is_true(drill) -> None:  # type: ignore[no-untyped-def]
-    r, _ = drill
+    r, *_ = drill
     assert r["mentions"]["unique"] == r["mentions"]["expected"] > 500
     assert r["mentions"]["ingested"] >= r["mentions"]["unique"]
     sp = r["scheduled_posts"]
@@ -44,7 +59,7 @@ def test_report_is_true(drill) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_incident_matches_the_scenario(drill) -> None:  # type: ignore[no-untyped-def]
-    r, _ = drill
+    r, *_ = drill
     inc = r["incident"]
     assert inc["type"] == inc["expected"]["type"] == "product_safety"
     assert inc["severity"] == 1 and inc["origin_platform"] == "mastodon"
@@ -52,21 +67,21 @@ def test_incident_matches_the_scenario(drill) -> None:  # type: ignore[no-untype
 
 
 def test_severity_one_needs_two_people_in_two_roles(drill) -> None:  # type: ignore[no-untyped-def]
-    r, _ = drill
+    r, *_ = drill
     holding = [a for a in r["approvals"] if a["draft_kind"] == "holding"]
     assert {(a["approver"], a["role"]) for a in holding} == {("maria", "comms"), ("ingrid", "legal")}
     assert all(a["channel"] == "drill" for a in r["approvals"])
 
 
 def test_escalation_reached_level_two(drill) -> None:  # type: ignore[no-untyped-def]
-    r, _ = drill
+    r, *_ = drill
     pages = [n for n in r["notifications"] if n["kind"] == "page"]
     assert {n["level"] for n in pages} == {1, 2} and all(n["status"] == "delivered" for n in pages)
     assert r["incident"]["acknowledged_by"] in {"dewi", "ingrid"}
 
 
 def test_speed_targets(drill) -> None:  # type: ignore[no-untyped-def]
-    r, _ = drill
+    r, *_ = drill
     lat = r["latency_s"]
     assert lat["detect_to_first_notification"] < 10
     assert lat["detect_to_all_frozen"] < 30
@@ -75,7 +90,13 @@ def test_speed_targets(drill) -> None:  # type: ignore[no-untyped-def]
     assert r["wall_clock_s"] < 180
 
 
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_leaves_no_process_behind(drill) -> None:  # type: ignore[no-untyped-def]
+    *_, marker = drill
+    assert _processes_with_env(marker) == []
+
+
 def test_no_traceback_noise(drill) -> None:  # type: ignore[no-untyped-def]
-    _, proc = drill
+    _, proc, _ = drill
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
     assert "holding statement order: mastodon" in proc.stdout
