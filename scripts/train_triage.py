@@ -9,7 +9,14 @@ Licences: sv-pl-sentiment and InSet have no stated licence, so they are used for
 evaluation only; nothing from them is trained on or shipped. AFINN (Apache-2.0) words
 become extra one-word sentiment examples, which is how Polish and Swedish (no labelled
 tweets here) get sentiment vocabulary; Dutch and Indonesian get none and rely on
-character n-grams shared with related languages, emoji and @user/URL patterns.
+character n-grams shared with related languages, emoji and @user/URL patterns. AFINN
+and VADER's lexicon (MIT, shipped inside the vaderSentiment package) also become two
+dense features each (squashed sums of positive and negative valence), stored in the
+model as (bucket, valence) pairs.
+
+Model selection never looks at a validation split: the regularisation strength is picked
+by cross-validation on the training data, and the decision threshold of each binary head
+is the one that maximises F1 on out-of-fold training predictions.
 """
 
 from __future__ import annotations
@@ -29,11 +36,24 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from firebreak.tasks.triage import _N_FEATURES, MODEL_DIR, MODEL_FILE, featurise  # noqa: E402
+import vaderSentiment  # noqa: E402
+
+from firebreak.tasks.triage import (  # noqa: E402
+    _N_FEATURES,
+    FEATURE_VERSION,
+    MODEL_DIR,
+    MODEL_FILE,
+    featurise,
+    lexicon_buckets,
+    lexicon_tables,
+)
 
 SEED = 13
 XLMT_LANGS = {"english": "en", "french": "fr", "german": "de", "spanish": "es", "italian": "it", "portuguese": "pt"}
 AFINN = {"en": "AFINN-en-165.txt", "fr": "AFINN-fr-165.txt", "pl": "AFINN-pl-165.txt", "sv": "AFINN-sv-165.txt", "da": "AFINN-da-32.txt"}
+AFINN_FEATURE_FILES = [*AFINN.values(), "AFINN-fi-165.txt", "AFINN-emoticon-8.txt"]
+VADER_LEXICON = Path(vaderSentiment.__file__).with_name("vader_lexicon.txt")
+C_GRID = (1.5, 5.0)
 # Spam is rare in every corpus here, so it is a rule, not a model: link-bait and
 # follower-selling phrases in the supported languages.
 SPAM_PATTERN = (
@@ -103,48 +123,124 @@ def load_svpl(d: Path, lang: str) -> tuple[list[str], np.ndarray]:
     return [r["text"] for r in rows], np.array([0 if r["label"] == "Negative" else 2 for r in rows])
 
 
+def read_lexicons(d: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(bucket, valence) pairs per lexicon; valence scaled to about [-1, 1]."""
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    words: list[str] = []
+    vals: list[float] = []
+    for name in AFINN_FEATURE_FILES:
+        for line in lines(d / "lexicons" / name):
+            if "\t" in line:
+                w, v = line.rsplit("\t", 1)
+                words.append(w)
+                vals.append(int(v) / 5.0)
+    out["afinn"] = _pairs(words, vals)
+    words, vals = [], []
+    for line in VADER_LEXICON.read_text(encoding="utf-8").splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2:
+            words.append(parts[0])
+            vals.append(float(parts[1]) / 4.0)
+    out["vader"] = _pairs(words, vals)
+    return out
+
+
+def _pairs(words: list[str], vals: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    buckets = lexicon_buckets(words)
+    table: dict[int, list[float]] = {}
+    for b, v in zip(buckets.tolist(), vals):
+        if b >= 0:
+            table.setdefault(b, []).append(v)
+    keys = np.array(sorted(table), dtype=np.int32)
+    return keys, np.array([float(np.mean(table[k])) for k in keys.tolist()], dtype=np.float16)
+
+
 def fit(X, y: np.ndarray, c: float, weights: np.ndarray | None = None) -> LogisticRegression:  # noqa: ANN001
-    clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced", solver="liblinear" if len(set(y)) == 2 else "lbfgs", random_state=SEED)
+    clf = LogisticRegression(C=c, max_iter=3000, class_weight="balanced", solver="liblinear" if len(set(y)) == 2 else "lbfgs", random_state=SEED)
     clf.fit(X, y, sample_weight=weights)
     return clf
 
 
-def head(clf: LogisticRegression, classes: list[str]) -> dict:
+def head(clf: LogisticRegression, classes: list[str], threshold: float = 0.5) -> dict:
     coef = clf.coef_.astype(np.float16)
-    return {"classes": classes, "coef": coef, "bias": clf.intercept_.astype(np.float32), "threshold": 0.5}
+    return {"classes": classes, "coef": coef, "bias": clf.intercept_.astype(np.float32), "threshold": threshold}
 
 
 def macro(y: np.ndarray, p: np.ndarray) -> float:
     return round(100 * f1_score(y, p, average="macro"), 1)
 
 
-def offensive(d: Path, c: float) -> dict:
+def oof_proba(X, y: np.ndarray, c: float, groups_w: np.ndarray | None = None, folds: int = 3) -> np.ndarray:  # noqa: ANN001
+    """Out-of-fold predicted probabilities on the training data (P(class 1) or all classes)."""
+    k = len(set(y))
+    out = np.zeros(len(y)) if k == 2 else np.zeros((len(y), k))
+    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=SEED).split(np.zeros(len(y)), y):
+        clf = fit(X[tr], y[tr], c, None if groups_w is None else groups_w[tr])
+        p = clf.predict_proba(X[te])
+        out[te] = p[:, 1] if k == 2 else p
+    return out
+
+
+def best_threshold(y: np.ndarray, p: np.ndarray, average: str) -> float:
+    grid = np.round(np.arange(0.2, 0.81, 0.02), 2)
+    scores = [f1_score(y, (p >= t).astype(int), average=average) for t in grid]
+    return float(grid[int(np.argmax(scores))])
+
+
+def select(X, y: np.ndarray, average: str, name: str, w: np.ndarray | None = None, mask: np.ndarray | None = None) -> tuple[float, float]:  # noqa: ANN001
+    """(C, threshold) by cross-validation on training data only; ``mask`` limits scoring to some rows."""
+    best = (-1.0, C_GRID[0], 0.5)
+    for c in C_GRID:
+        p = oof_proba(X, y, c, w)
+        m = np.ones(len(y), bool) if mask is None else mask
+        if p.ndim == 1:
+            t = best_threshold(y[m], p[m], average)
+            f = f1_score(y[m], (p[m] >= t).astype(int), average=average)
+        else:
+            t = 0.5
+            f = f1_score(y[m], p[m].argmax(1), average=average)
+        print(f"  {name}: C={c} threshold={t} CV F1={100 * f:.1f}")
+        if f > best[0]:
+            best = (f, c, t)
+    return best[1], best[2]
+
+
+def offensive(d: Path, lex: dict) -> dict:
     te_t, te_y = load_tweeteval(d, "train")
     va_t, va_y = load_tweeteval(d, "val")
     id_t, id_y = load_id_abusive(d)
     pl_t, pl_y = load_poleval(d)
     id_tr, id_te, idy_tr, idy_te = train_test_split(id_t, id_y, test_size=0.2, random_state=SEED, stratify=id_y)
     pl_tr, pl_te, ply_tr, ply_te = train_test_split(pl_t, pl_y, test_size=0.2, random_state=SEED, stratify=pl_y)
-    clf = fit(featurise(te_t + id_tr + pl_tr), np.concatenate([te_y, idy_tr, ply_tr]), c)
-    for name, t, y in (("tweeteval val (en)", va_t, va_y), ("id-abusive 20% held out", id_te, idy_te), ("poleval 20% held out", pl_te, ply_te)):
-        print(f"offensive macro-F1 {name}: {macro(y, clf.predict(featurise(t)))}")
+    X = featurise(te_t + id_tr + pl_tr, lex)
+    y = np.concatenate([te_y, idy_tr, ply_tr])
+    en = np.zeros(len(y), bool)
+    en[: len(te_y)] = True
+    c, thr = select(X, y, "macro", "offensive", mask=en)
+    clf = fit(X, y, c)
+    for name, t, yy in (("tweeteval val (en)", va_t, va_y), ("id-abusive 20% held out", id_te, idy_te), ("poleval 20% held out", pl_te, ply_te)):
+        p = clf.predict_proba(featurise(t, lex))[:, 1]
+        print(f"offensive macro-F1 {name}: {macro(yy, (p >= thr).astype(int))} (threshold {thr}; at 0.5: {macro(yy, (p >= 0.5).astype(int))})")
     # The shipped model also learns from the held-out id/pl rows; TweetEval val stays unseen.
-    clf = fit(featurise(te_t + id_t + pl_t), np.concatenate([te_y, id_y, pl_y]), c)
-    return head(clf, ["offensive"])
+    clf = fit(featurise(te_t + id_t + pl_t, lex), np.concatenate([te_y, id_y, pl_y]), c)
+    return head(clf, ["offensive"], thr)
 
 
-def complaint(d: Path, c: float) -> dict:
+def complaint(d: Path, lex: dict) -> dict:
     t, y = load_complaints(d)
-    X = featurise(t)
+    X = featurise(t, lex)
     scores = []
-    for tr, te in StratifiedKFold(5, shuffle=True, random_state=SEED).split(t, y):
+    # Nested: C and threshold are chosen inside each training fold, scored on the held-out fold.
+    for k, (tr, te) in enumerate(StratifiedKFold(5, shuffle=True, random_state=SEED).split(t, y)):
+        c, thr = select(X[tr], y[tr], "binary", f"complaint fold {k}")
         clf = fit(X[tr], y[tr], c)
-        scores.append(f1_score(y[te], clf.predict(X[te])))
-    print(f"complaint F1 (5-fold CV, positive class): {100 * np.mean(scores):.1f}")
-    return head(fit(X, y, c), ["complaint"])
+        scores.append(f1_score(y[te], (clf.predict_proba(X[te])[:, 1] >= thr).astype(int)))
+    print(f"complaint F1 (5-fold CV, nested selection, positive class): {100 * np.mean(scores):.1f}")
+    c, thr = select(X, y, "binary", "complaint (all)")
+    return head(fit(X, y, c), ["complaint"], thr)
 
 
-def sentiment(d: Path, c: float) -> dict:
+def sentiment(d: Path, lex: dict) -> dict:
     train = load_xlmt(d, "train")
     val = load_xlmt(d, "val")
     lx_t, lx_y = load_afinn(d)
@@ -152,12 +248,15 @@ def sentiment(d: Path, c: float) -> dict:
     ys = np.concatenate([y for _, y in train.values()] + [lx_y])
     # Lexicon words are weaker evidence than labelled tweets.
     w = np.concatenate([np.ones(len(ys) - len(lx_y)), np.full(len(lx_y), 0.3)])
-    clf = fit(featurise(texts), ys, c, w)
+    X = featurise(texts, lex)
+    tweets = np.arange(len(ys)) < len(ys) - len(lx_y)
+    c, _ = select(X, ys, "macro", "sentiment", w=w, mask=tweets)
+    clf = fit(X, ys, c, w)
     for lang, (t, y) in val.items():
-        print(f"sentiment macro-F1 xlmt val {lang}: {macro(y, clf.predict(featurise(t)))}")
+        print(f"sentiment macro-F1 xlmt val {lang}: {macro(y, clf.predict(featurise(t, lex)))}")
     for lang in ("sv", "pl"):
         t, y = load_svpl(d, lang)
-        p = clf.predict_proba(featurise(t))
+        p = clf.predict_proba(featurise(t, lex))
         pred = np.where(p[:, 0] >= p[:, 2], 0, 2)  # the set is binary: negative vs positive
         print(f"sentiment macro-F1 {lang} (sv-pl-sentiment, neg/pos only, eval only): {macro(y, pred)}")
     return head(clf, ["negative", "neutral", "positive"])
@@ -167,16 +266,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", nargs="?", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--eval-only", action="store_true", help="print the figures, do not write the model")
-    ap.add_argument("--c", type=float, default=12.0, help="inverse regularisation strength")
     args = ap.parse_args(argv)
     d = Path(args.data)
     if not d.is_dir():
         ap.error(f"no data folder at {d}")
+    stored_lex = read_lexicons(d)
+    lex = lexicon_tables(stored_lex)
     model = {
         "n_features": _N_FEATURES,
-        "offensive": offensive(d, args.c),
-        "complaint": complaint(d, args.c),
-        "sentiment": sentiment(d, args.c),
+        "feature_version": FEATURE_VERSION,
+        "lexicons": stored_lex,
+        "offensive": offensive(d, lex),
+        "complaint": complaint(d, lex),
+        "sentiment": sentiment(d, lex),
         "spam_pattern": SPAM_PATTERN,
     }
     if args.eval_only:

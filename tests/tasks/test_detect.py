@@ -99,3 +99,13 @@ def test_backtest_file_and_nab(tmp_path: Path) -> None:
     assert seen == [(1, 1)] and result["windows"] == 1
     assert result["corpus"]["standard"] > 90
     assert result["files"]["s.csv"]["standard"]["tp"] == 1
+
+
+def test_platform_quiet_window_silences_only_that_platform() -> None:
+    storm = 3 * 288 + 100
+    quiet = QuietWindow(start=T0 + (storm - 5) * STEP, end=T0 + (storm + 40) * STEP, reason="launch", platforms=["x"])
+    cfg = Detection(quiet_windows=[quiet])
+    rows = series(storm_at=storm)
+    assert not any(d.alert for d in Detector(cfg, platform="x").run(rows))
+    assert sum(d.alert for d in Detector(cfg, platform="bluesky").run(rows)) == 1
+    assert sum(d.alert for d in Detector(cfg).run(rows)) == 1  # the all-platform series is not silenced

@@ -4,7 +4,21 @@ from pathlib import Path
 import pytest
 
 from firebreak.config.playbook import load_playbook
-from firebreak.tasks.triage import Labels, Triage, dominant_terms, fold, load_triage
+import numpy as np
+from py3langid import langid
+
+from firebreak.tasks.triage import (
+    SUPPORTED_LANGS,
+    Labels,
+    Triage,
+    _BatchLangId,
+    dominant_terms,
+    featurise,
+    fold,
+    load_triage,
+    normalise,
+    normalise_batch,
+)
 
 PLAYBOOK = Path(__file__).resolve().parents[2] / "config" / "playbook.default.yaml"
 
@@ -84,3 +98,44 @@ def test_dominant_terms() -> None:
     assert terms and any("stove" in t or "exploded" in t or "recall" in t for t in terms[:3])
     assert "fjell" not in terms[:2]
     assert dominant_terms([]) == []
+
+
+MIXED = [
+    "The app has not worked all morning, this is ridiculous http://t.co/x @FjellHelp",
+    "ÉNORME PROBLÈME AVEC LA LIVRAISON",
+    "Aplikacja nie działa od rana 😡😡😡",
+    "",
+    "😀",
+    "sooooo good!!!!!!",
+    "USER kenapa aplikasinya error terus URL",
+]
+
+
+def test_batched_language_id_is_py3langid() -> None:
+    ref = langid.LanguageIdentifier.from_model_file(langid.MODEL_FILE, norm_probs=True)
+    ref.set_languages(list(SUPPORTED_LANGS))
+    got = _BatchLangId(SUPPORTED_LANGS).proba(MIXED)
+    want = np.array([ref._decide(t) for t in MIXED])
+    assert np.abs(got - want).max() < 1e-4
+
+
+def test_batch_normalisation_matches_one_by_one() -> None:
+    assert normalise_batch(MIXED) == [normalise(t) for t in MIXED]
+    assert normalise("Sooooo GOOD @Brand_x see https://x.y/z") == "sooo good @user see httpurl"
+    assert normalise("USER mention URL") == "@user mention httpurl"
+
+
+def test_features_do_not_depend_on_the_batch() -> None:
+    whole = featurise(MIXED).toarray()
+    alone = np.vstack([featurise([t]).toarray() for t in MIXED])
+    assert np.allclose(whole, alone)
+
+
+def test_fast_keyword_matching_equals_the_full_patterns(tri: Triage) -> None:
+    texts = ["De site werkt niet, weer een storing", "Downloading the update now", "Le produit est DÉFECTUEUX",
+             "nothing here", "", "zipper snapped, I was injured", "Wyciek danych? hasło", "#down again", "data breach!",
+             "gangguan lagi", "product recall: the stove caught fire"]
+    kw = tri._keywords
+    folded = [fold(t) for t in texts]
+    assert [kw.match(f) for f in folded] == [kw.match_exact(f) for f in folded]
+    assert any(kw.match(f) for f in folded)
