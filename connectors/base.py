@@ -6,16 +6,29 @@ can delete a third party's content: `delete_own` only removes the brand's own re
 
 from __future__ import annotations
 
+import base64
 from abc import ABC, abstractmethod
 from datetime import datetime
 from typing import ClassVar
 
 import httpx
+from pydantic import SecretStr
 
 from firebreak.config.settings import PlatformSettings
 from firebreak.connectors.http import ApiClient
 from firebreak.domain import MentionPage, Platform, PublishResult, ScheduledPost
-from firebreak.errors import NotSupported
+from firebreak.config.logging import get_logger
+from firebreak.errors import AuthError, NotSupported, RejectedRequest
+
+log = get_logger("firebreak.connectors")
+
+
+def _secret(settings: PlatformSettings, name: str) -> str:
+    """An optional SecretStr field of the settings ('' when the field does not exist)."""
+    value = getattr(settings, name, None)
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return ""
 
 
 class Connector(ABC):
@@ -38,6 +51,9 @@ class Connector(ABC):
         transport: httpx.BaseTransport | None = None,
     ):
         self.settings = settings
+        # Refreshed OAuth 2 credentials live here, in memory only; settings stay as loaded.
+        self._access_token: str | None = None
+        self._refresh_token: str | None = None
         self.handle = handle
         self.account_id = settings.account_id or account_id
         self.keywords = keywords
@@ -49,18 +65,51 @@ class Connector(ABC):
             refresh_auth=self.refresh_auth,
             default_headers=self.default_headers(),
             transport=transport,
+            max_concurrency=settings.max_concurrency,
         )
 
     # -- auth ------------------------------------------------------------------------------
+    # OAuth 2 refresh endpoint (refresh_token grant); "" = this platform has none. Relative
+    # URLs are on the platform's base URL; `token_url` in the settings overrides it.
+    oauth_token_url: ClassVar[str] = ""
+    # RFC 6749 §2.3.1 allows the client secret in the body or as HTTP Basic; X wants Basic.
+    oauth_basic_auth: ClassVar[bool] = False
+
     def auth_headers(self) -> dict[str, str]:
-        token = self.settings.token.get_secret_value()
+        token = self._access_token or self.settings.token.get_secret_value()
         return {"Authorization": f"Bearer {token}"} if token else {}
 
     def refresh_auth(self) -> None:
-        """Called once after a 401. Platforms with refreshable sessions override it."""
-        from firebreak.errors import AuthError
-
-        raise AuthError(self.platform.value, "credentials refused and this platform has no refresh")
+        """Called once after a 401: an OAuth 2 refresh when the settings carry a refresh token
+        (optional fields `refresh_token`, `client_id`, `client_secret`, `token_url`).
+        Platforms with their own sessions (Bluesky) override it."""
+        refresh = self._refresh_token or _secret(self.settings, "refresh_token")
+        client_id = str(getattr(self.settings, "client_id", "") or "")
+        url = str(getattr(self.settings, "token_url", "") or "") or self.oauth_token_url
+        if not (refresh and client_id and url):
+            raise AuthError(self.platform.value, "credentials refused and no OAuth refresh token is configured")
+        data = {"grant_type": "refresh_token", "refresh_token": refresh, "client_id": client_id}
+        headers: dict[str, str] = {}
+        secret = _secret(self.settings, "client_secret")
+        if secret and self.oauth_basic_auth:
+            raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+            headers["Authorization"] = f"Basic {raw}"
+        elif secret:
+            data["client_secret"] = secret
+        try:
+            # Not idempotent: refresh tokens rotate, so a lost answer is not resent (it would
+            # present a spent token); the next 401 starts over.
+            body = self.http.request("POST", url, data=data, headers=headers, authenticated=False).json()
+        except (AuthError, RejectedRequest) as exc:
+            raise AuthError(self.platform.value, f"OAuth refresh refused ({exc.status}); re-authorise the app",
+                            status=exc.status) from None  # `from None`: the cause may quote the form
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise AuthError(self.platform.value, "OAuth refresh answered without an access_token")
+        self._access_token = token
+        if isinstance(body.get("refresh_token"), str) and body["refresh_token"]:
+            self._refresh_token = body["refresh_token"]  # rotated: the old one is spent
+        log.info("oauth_token_refreshed", platform=self.platform.value, expires_in=body.get("expires_in"))
 
     def default_headers(self) -> dict[str, str]:
         return {"User-Agent": "firebreak/0.1"}

@@ -34,12 +34,16 @@ import hashlib
 import json
 import re
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from firebreak.clock import Clock, SystemClock
+import grapheme
+from firebreak.connectors._wire import decode_cursor
+from firebreak.connectors._wire import encode_cursor as _enc
+from firebreak.connectors._wire import parse_time as _time
 from firebreak.connectors.base import Connector
-from firebreak.connectors._wire import decode_cursor, encode_cursor as _enc, parse_time as _time
+
+from firebreak.clock import Clock, SystemClock
 from firebreak.domain import Mention, MentionPage, Platform, PublishResult
 from firebreak.errors import AuthError, NotSupported, PolicyViolation, RejectedRequest
 
@@ -58,7 +62,7 @@ _HANDLE = re.compile(r"(?<![\w@])@([a-zA-Z0-9.-]+\.[a-zA-Z]{2,})")
 
 
 def _iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 def tid_for_key(idempotency_key: str) -> str:
@@ -259,6 +263,11 @@ class BlueskyConnector(Connector):
 
     # -- publishing ------------------------------------------------------------------------
     def publish(self, text: str, *, idempotency_key: str, reply_to: str | None = None) -> PublishResult:
+        # app.bsky.feed.post allows 300 graphemes / 3000 bytes: refuse here rather than send a
+        # record that does not fit the lexicon and let the PDS refuse it.
+        if grapheme.length(text) > self.max_length or len(text.encode()) > 3000:
+            raise RejectedRequest(self.platform.value, f"post text is {grapheme.length(text)} graphemes; "
+                                                       f"app.bsky.feed.post allows {self.max_length}", status=400)
         rkey = tid_for_key(idempotency_key)
         record: dict[str, Any] = {"$type": POST, "text": text, "createdAt": _iso(self.clock.now())}
         dids: dict[str, str] = {}

@@ -27,10 +27,11 @@ that would land in request logs.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from firebreak.connectors._graph import GraphConnector, Watermark, parse_time
+
 from firebreak.domain import Mention, Platform, PublishResult, ScheduledPost, utcnow
 from firebreak.errors import RejectedRequest
 
@@ -136,7 +137,7 @@ class FacebookConnector(GraphConnector):
                 platform=self.platform,
                 platform_id=str(item["id"]),
                 text=item.get("message", ""),
-                scheduled_at=datetime.fromtimestamp(float(when), timezone.utc) if when else parse_time(None),
+                scheduled_at=datetime.fromtimestamp(float(when), UTC) if when else parse_time(None),
                 media=(item["full_picture"],) if item.get("full_picture") else (),
             ))
         return out
@@ -178,6 +179,10 @@ class FacebookConnector(GraphConnector):
         mistaken id can never reschedule or delete anyone else's content. A post that went
         out between listing and holding lands here too: a per-post failure the freeze
         records (RejectedRequest is a ConnectorError), not a crash."""
-        node = self.http.get_json(post_id, params={"fields": "id,from,is_published"})
-        if str((node.get("from") or {}).get("id", "")) != self.account_id or node.get("is_published", True):
-            raise RejectedRequest(self.platform.value, f"{post_id} is not an unpublished post of page {self.account_id}")
+        # Looked up on the page's own scheduled_posts edge rather than by asking the node for
+        # `is_published`: the id may be a comment, and a Comment has no such field (Graph
+        # answers that with error #100, and the request would not fit Meta's spec).
+        for item in self.iter_edge(f"{self.account_id}/scheduled_posts", ("id",)):
+            if str(item.get("id")) == post_id:
+                return
+        raise RejectedRequest(self.platform.value, f"{post_id} is not an unpublished post of page {self.account_id}")

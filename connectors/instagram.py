@@ -27,9 +27,9 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import httpx
-
 from firebreak.config.settings import PlatformSettings
 from firebreak.connectors._graph import GraphConnector, parse_time
+
 from firebreak.domain import Mention, Platform, PublishResult
 from firebreak.errors import ConnectorError, RejectedRequest
 
@@ -119,8 +119,9 @@ class InstagramConnector(GraphConnector):
     def delete_own(self, platform_id: str) -> None:
         """Delete one of the brand's own media. The owner is checked first; comments, including
         other people's, are never deleted (hide them instead)."""
-        node = self.http.get_json(platform_id, params={"fields": "id,owner"})
-        if str((node.get("owner") or {}).get("id", "")) != self.account_id:
+        # Looked up among the account's own media instead of asking the node for `owner`:
+        # the id may be a comment, which has no `owner` field (Graph error #100).
+        if not any(str(m.get("id")) == platform_id for m in self.iter_edge(f"{self.account_id}/media", ("id",))):
             raise RejectedRequest(self.platform.value, f"{platform_id} is not the brand's own media; Firebreak "
                                                        "never deletes third-party content")
         self.http.request("DELETE", platform_id)

@@ -42,7 +42,6 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
-
 from firebreak.config.settings import PlatformSettings
 from firebreak.connectors._graph import (
     Watermark,
@@ -54,7 +53,14 @@ from firebreak.connectors._graph import (
 )
 from firebreak.connectors.base import Connector
 from firebreak.connectors.ratelimit import next_midnight_utc
-from firebreak.domain import Mention, MentionPage, Platform, PublishResult, ScheduledPost
+
+from firebreak.domain import (
+    Mention,
+    MentionPage,
+    Platform,
+    PublishResult,
+    ScheduledPost,
+)
 from firebreak.errors import NotSupported, RejectedRequest
 
 API_VERSION = "202504"
@@ -69,6 +75,16 @@ def escape_little_text(text: str) -> str:
 
 def unescape_little_text(text: str) -> str:
     return _ESCAPED.sub(r"\1", text)
+
+
+_POST_URN = re.compile(r"^urn:li:(share|ugcPost):\d+$")
+
+
+def _require_post_urn(urn: str) -> None:
+    """Only share/ugcPost URNs address /rest/posts; a comment URN is refused before any request."""
+    if not _POST_URN.match(urn):
+        raise RejectedRequest("linkedin", f"{urn} is not a post URN; Firebreak only deletes or reschedules "
+                                          "the organization's own posts")
 
 
 def enc(urn: str) -> str:
@@ -103,6 +119,8 @@ class LinkedInConnector(Connector):
     supports_scheduling: ClassVar[bool] = True
     supports_hiding: ClassVar[bool] = False
     max_length: ClassVar[int] = 3000
+    # LinkedIn's programmatic refresh (3-legged OAuth, refresh tokens for approved partners).
+    oauth_token_url: ClassVar[str] = "https://www.linkedin.com/oauth/v2/accessToken"
 
     lag_ms: int = 15 * 60 * 1000
     max_posts: int = 50
@@ -259,6 +277,7 @@ class LinkedInConnector(Connector):
 
     def delete_own(self, platform_id: str) -> None:
         """Delete one of the organization's own posts; the author is checked first."""
+        _require_post_urn(platform_id)
         post = self.http.get_json(f"rest/posts/{enc(platform_id)}")
         if post.get("author") != self.account_id:
             raise RejectedRequest(self.platform.value, f"{platform_id} is not the organization's own; Firebreak "
@@ -272,6 +291,7 @@ class LinkedInConnector(Connector):
 
     def _check_own_draft(self, urn: str) -> None:
         """Only the organization's own drafts; one published meanwhile is a per-post failure."""
+        _require_post_urn(urn)
         post = self.http.get_json(f"rest/posts/{enc(urn)}")
         if post.get("author") != self.account_id or post.get("lifecycleState") != "DRAFT":
             raise RejectedRequest(self.platform.value, f"{urn} is not a draft of {self.account_id}")

@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate
+from collections.abc import Callable
 from typing import Any, ClassVar, NoReturn, Self
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import SecretStr
 
 from firebreak.config.logging import get_logger
 from firebreak.config.settings import Settings, SmtpSettings
@@ -117,7 +119,9 @@ class _SecretScrubber(logging.Filter):
 
 
 _scrubber = _SecretScrubber()
-logging.getLogger("httpx").addFilter(_scrubber)
+# httpx (our client) and Apprise + urllib3 (the Apprise adapters) log request URLs.
+for _name in ("httpx", "apprise", "urllib3.connectionpool"):
+    logging.getLogger(_name).addFilter(_scrubber)
 
 
 def _secret_part(url: str) -> str:
@@ -383,13 +387,163 @@ def _raise_smtp(code: int, detail: str, exc: BaseException) -> NoReturn:
     raise TransientError("email", f"unexpected reply {code} {detail}", status=code or None) from exc
 
 
+# -- Apprise: Teams, SMS (Twilio), PagerDuty, Opsgenie -----------------------------------------
+_apprise_lock = threading.Lock()
+
+
+class AppriseNotifier(Notifier):
+    """One adapter per vendor on top of Apprise (a Prefect dependency), each with its Apprise
+    URL built from settings. Apprise reports only success or failure, so a failed send is a
+    TransientError (the escalation engine repeats or moves to the next level); a URL Apprise
+    cannot parse is a ConfigError at construction, naming the setting but never quoting it.
+
+    Apprise spaces calls to one service by sleeping (`request_rate_per_sec`) inside its
+    plugin. That would be a sleep the orchestrator cannot see, so each send uses a fresh
+    Apprise object with that pacing set to 0; pacing pages is the escalation policy's job.
+    The Apprise URL holds the credentials: it is registered with the log scrubber (Apprise
+    and requests log URLs at DEBUG) and never appears in our logs or errors.
+    """
+
+    setting: ClassVar[str] = ""
+
+    def __init__(self, url_for: Callable[[str], str]):
+        self._url_for = url_for
+        probe = url_for("")
+        if not self._valid(probe):
+            raise ConfigError(f"the {self.channel} settings ({self.setting}) do not form a usable Apprise URL")
+
+    @staticmethod
+    def _valid(url: str) -> bool:
+        import apprise
+
+        return apprise.Apprise().add(url)
+
+    def _target_url(self, target: str) -> str:
+        return self._url_for(target)
+
+    def send(self, target: str, message: Message) -> Delivery:
+        import apprise
+
+        url = self._target_url(target)
+        for part in _secret_parts(url):
+            _scrubber.add(part)
+        ap = apprise.Apprise()
+        if not ap.add(url):
+            raise RejectedRequest(self.channel, f"target {self._log_target(target)!r} does not form a valid address")
+        for server in ap:
+            server.request_rate_per_sec = 0  # no sleeping inside the client (see the class doc)
+        with _apprise_lock:  # Apprise's plugins share module state (throttle clocks, logging)
+            ok = ap.notify(body=message.body, title=message.subject)
+        if not ok:
+            log.warning("notification_failed", channel=self.channel, target=self._log_target(target),
+                        idempotency_key=message.idempotency_key, error="apprise_send_failed")
+            raise TransientError(self.channel, f"{self._log_target(target)}: the service did not accept the message")
+        return self._delivered(target, message, log_target=self._log_target(target))
+
+    def _log_target(self, target: str) -> str:
+        return target
+
+
+def _secret_parts(url: str) -> list[str]:
+    """Userinfo, path and query of an Apprise URL: where its services keep their keys."""
+    parts = urlsplit(url)
+    out = [p for p in (parts.username, parts.password, parts.netloc, parts.path.strip("/"), parts.query) if p]
+    out += [seg for seg in parts.path.split("/") if len(seg) >= 8]
+    return [p for p in out if len(p) >= 8]
+
+
+class TeamsNotifier(AppriseNotifier):
+    """Microsoft Teams through a Workflows (Power Automate) webhook, Teams' supported way since
+    Office 365 connectors were retired. The target is informational (the webhook decides the
+    channel); it is put in front of the message so the right person sees it addressed."""
+
+    channel: ClassVar[str] = "teams"
+    setting: ClassVar[str] = "FIREBREAK_TEAMS_WEBHOOK_URL"
+
+    def __init__(self, webhook_url: str):
+        if not _is_http_url(webhook_url):
+            raise ConfigError("the Teams webhook URL (FIREBREAK_TEAMS_WEBHOOK_URL) is not an http(s) URL")
+        super().__init__(lambda _target: webhook_url)  # Apprise understands the native Workflows URL
+
+    def send(self, target: str, message: Message) -> Delivery:
+        addressed = Message(message.subject, f"{target}: {message.body}" if target else message.body,
+                            message.idempotency_key)
+        return super().send(target, addressed)
+
+    def _log_target(self, target: str) -> str:
+        return target or "teams"
+
+
+class TwilioSmsNotifier(AppriseNotifier):
+    """SMS through Twilio; the target is the person's phone number (E.164)."""
+
+    channel: ClassVar[str] = "sms"
+    setting: ClassVar[str] = "FIREBREAK_TWILIO_ACCOUNT_SID / _AUTH_TOKEN / _FROM_NUMBER"
+
+    def __init__(self, account_sid: str, auth_token: str, from_number: str):
+        digits = "".join(ch for ch in from_number if ch.isdigit())
+        super().__init__(lambda to: f"twilio://{account_sid}:{auth_token}@{digits}/{_phone(to) or digits}")
+
+    def _target_url(self, target: str) -> str:
+        if not _phone(target):
+            raise RejectedRequest(self.channel, "target is not a phone number")
+        return super()._target_url(target)
+
+    def _log_target(self, target: str) -> str:
+        digits = _phone(target)
+        return f"+…{digits[-4:]}" if digits else "sms"  # a phone number is personal data: last digits only
+
+
+def _phone(target: str) -> str:
+    digits = "".join(ch for ch in target if ch.isdigit())
+    return digits if 8 <= len(digits) <= 15 and not any(c.isalpha() for c in target) else ""
+
+
+class PagerDutyNotifier(AppriseNotifier):
+    """PagerDuty Events API v2 (trigger). The routing (integration) key picks the service; the
+    target names the component so the incident says who was paged for what."""
+
+    channel: ClassVar[str] = "pagerduty"
+    setting: ClassVar[str] = "FIREBREAK_PAGERDUTY_ROUTING_KEY / _API_KEY"
+
+    def __init__(self, routing_key: str, api_key: str, *, source: str = "firebreak"):
+        super().__init__(lambda target: f"pagerduty://{routing_key}@{api_key}/{source}/{_slug(target) or 'escalation'}")
+
+
+class OpsgenieNotifier(AppriseNotifier):
+    """Opsgenie alerts API; the target is an Opsgenie user (email/username) or `#team`."""
+
+    channel: ClassVar[str] = "opsgenie"
+    setting: ClassVar[str] = "FIREBREAK_OPSGENIE_API_KEY"
+
+    def __init__(self, api_key: str, *, region: str = "us"):
+        super().__init__(lambda target: f"opsgenie://{api_key}/{_opsgenie_target(target)}?region={region}&action=new")
+
+
+def _opsgenie_target(target: str) -> str:
+    if not target:
+        return ""
+    return target if target.startswith(("#", "@", "*", "^")) else f"@{target}"
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in text).strip("-")[:64]
+
+
 # -- wiring -------------------------------------------------------------------------------------
+def _setting(settings: Settings, name: str) -> str:
+    value = getattr(settings, name, None)
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return str(value or "")
+
+
 def build_notifiers(settings: Settings, *, transport: httpx.BaseTransport | None = None) -> dict[str, Notifier]:
     """Channel name -> notifier, for the channels this deployment can use.
 
     Email is always present (defaults to 127.0.0.1:25). The generic webhook needs no settings:
-    each person's target is the URL. Slack only when a webhook URL is configured. sms, teams
-    and pagerduty have no adapter yet: callers see them missing and fall back.
+    each person's target is the URL. Slack, Teams, SMS, PagerDuty and Opsgenie only when their
+    settings are configured; callers see a missing channel and fall back.
     """
     notifiers: dict[str, Notifier] = {
         EmailNotifier.channel: EmailNotifier(settings.smtp),
@@ -398,16 +552,35 @@ def build_notifiers(settings: Settings, *, transport: httpx.BaseTransport | None
     slack_url = settings.slack_webhook_url.get_secret_value()
     if slack_url:
         notifiers[SlackWebhookNotifier.channel] = SlackWebhookNotifier(slack_url, transport=transport)
+    # Apprise-backed channels, each present only when its settings are (fields proposed for
+    # Settings; read with getattr so this works before and after they exist).
+    teams = _setting(settings, "teams_webhook_url")
+    if teams:
+        notifiers[TeamsNotifier.channel] = TeamsNotifier(teams)
+    sid, token, sender = (_setting(settings, f"twilio_{k}") for k in ("account_sid", "auth_token", "from_number"))
+    if sid and token and sender:
+        notifiers[TwilioSmsNotifier.channel] = TwilioSmsNotifier(sid, token, sender)
+    routing, pd_key = _setting(settings, "pagerduty_routing_key"), _setting(settings, "pagerduty_api_key")
+    if routing and pd_key:
+        notifiers[PagerDutyNotifier.channel] = PagerDutyNotifier(routing, pd_key)
+    opsgenie = _setting(settings, "opsgenie_api_key")
+    if opsgenie:
+        notifiers[OpsgenieNotifier.channel] = OpsgenieNotifier(opsgenie)
     log.info("notifiers_ready", channels=sorted(notifiers))
     return notifiers
 
 
 __all__ = [
+    "AppriseNotifier",
     "Delivery",
     "EmailNotifier",
     "Message",
     "Notifier",
+    "OpsgenieNotifier",
+    "PagerDutyNotifier",
     "SlackWebhookNotifier",
+    "TeamsNotifier",
+    "TwilioSmsNotifier",
     "WebhookNotifier",
     "build_notifiers",
     "message_id_for",

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,7 @@ def _retry_after(v: str | None) -> float | None:
         return max(float(v), 0.0)
     except ValueError:
         try:
-            return max((parsedate_to_datetime(v) - datetime.now(timezone.utc)).total_seconds(), 0.0)
+            return max((parsedate_to_datetime(v) - datetime.now(UTC)).total_seconds(), 0.0)
         except (TypeError, ValueError):
             return None
 
@@ -78,30 +78,72 @@ def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo:
 
 
 def next_midnight_utc() -> float:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return (now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)).timestamp()
 
 
+# Below this share of the announced limit (and never fewer than PACE_MIN_REMAINING calls),
+# the remaining budget is spread evenly over the time left until the reset.
+PACE_BELOW_SHARE = 0.1
+PACE_MIN_REMAINING = 5
+
+
 class RateLimitState:
-    """The last budget a platform announced. With nothing left before the reset, the next
-    call is refused up front (RateLimited) instead of burning a request on a sure 429."""
+    """The last budget a platform announced, and proactive pacing against it.
+
+    - Nothing left before the reset: the next call is refused up front (the caller raises
+      RateLimited) instead of burning a request on a sure 429.
+    - Little left (under 10% of the limit, or under 5 calls): calls are spaced so that the
+      rest of the budget lasts until the reset, i.e. one call per (reset - now) / remaining.
+      A call that comes too early is refused with the time until its slot, never slept on
+      here, so the task or flow reschedules where Prefect shows it.
+    Calls between two answers are counted locally, so concurrent callers cannot all spend
+    the same last unit.
+    """
 
     def __init__(self) -> None:
         self._info = RateLimitInfo()
+        self._spent = 0  # calls sent since the last announced budget
+        self._last_sent = 0.0
         self._lock = threading.Lock()
 
     def update(self, info: RateLimitInfo) -> None:
         if info.remaining is not None or info.reset_at is not None:
             with self._lock:
                 self._info = info
+                self._spent = 0
 
     @property
     def info(self) -> RateLimitInfo:
         return self._info
 
     def wait_needed(self) -> float:
+        """Seconds until the next call may go out (0 = now), without reserving it."""
         with self._lock:
-            info = self._info
-        if info.remaining is None or info.remaining > 0 or info.reset_at is None:
+            return self._wait(time.time())
+
+    def acquire(self) -> float:
+        """Reserve one call: 0.0 when it may go out now (and it is counted), else the wait."""
+        with self._lock:
+            now = time.time()
+            wait = self._wait(now)
+            if wait <= 0:
+                self._spent += 1
+                self._last_sent = now
+            return wait
+
+    def _wait(self, now: float) -> float:
+        info = self._info
+        if info.remaining is None or info.reset_at is None:
             return 0.0
-        return max(info.reset_at - time.time(), 0.0)
+        left = info.remaining - self._spent
+        until_reset = info.reset_at - now
+        if until_reset <= 0:
+            return 0.0  # the window has rolled over; the next answer announces the new budget
+        if left <= 0:
+            return until_reset
+        low = max(PACE_MIN_REMAINING, int((info.limit or 0) * PACE_BELOW_SHARE))
+        if left > low:
+            return 0.0
+        interval = until_reset / left
+        return max(0.0, self._last_sent + interval - now)

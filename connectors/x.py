@@ -68,6 +68,9 @@ class XConnector(Connector):
     streams: ClassVar[tuple[str, ...]] = ("search", "mentions")
     supports_hiding: ClassVar[bool] = True
     max_length: ClassVar[int] = 280
+    # OAuth 2.0 user context (the spec's securitySchemes): refresh_token grant, Basic client auth.
+    oauth_token_url: ClassVar[str] = "/2/oauth2/token"
+    oauth_basic_auth: ClassVar[bool] = True
 
     @property
     def username(self) -> str:

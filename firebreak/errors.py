@@ -67,6 +67,10 @@ class RateLimited(TransientError):
 class CircuitOpen(TransientError):
     """Too many consecutive failures: the platform is treated as down for a while."""
 
+    def __init__(self, platform: str, message: str, *, retry_after: float = 30.0):
+        self.retry_after = retry_after
+        super().__init__(platform, message)
+
 
 class AuthError(ConnectorError):
     """Credentials were refused, even after one refresh."""

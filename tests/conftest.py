@@ -18,6 +18,9 @@ from firebreak.config.settings import DEFAULT_PLAYBOOK, Settings  # noqa: E402
 from firebreak.connectors.sandbox.server import SandboxServer  # noqa: E402
 from firebreak.connectors.sandbox.state import SandboxState  # noqa: E402
 
+# Every request a connector makes anywhere in the suite is checked against its platform's spec.
+pytest_plugins = ["tests.contract"]
+
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 
 

@@ -5,28 +5,34 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-from pydantic import SecretStr
-
 from firebreak.connectors import build_connector
 from firebreak.connectors.bluesky import BlueskyConnector, facets_for, tid_for_key
-from firebreak.connectors.sandbox.state import BRAND_DID, SandboxMention, SandboxPost, make_id
+from firebreak.connectors.sandbox.state import (
+    BRAND_DID,
+    SandboxMention,
+    SandboxPost,
+    make_id,
+)
+from pydantic import SecretStr
+
 from firebreak.domain import Platform
-from firebreak.errors import AuthError, NotSupported, PolicyViolation, RateLimited, RejectedRequest
+from firebreak.errors import (
+    AuthError,
+    NotSupported,
+    PolicyViolation,
+    RateLimited,
+    RejectedRequest,
+)
+from tests.spec_check import check_state_log, specs
 
 P = Platform.BLUESKY
-LEXICONS = Path("/work/shared/specs/bluesky-lexicons")
 HANDLE = "@fjell.bsky.example"
-# com.atproto.repo.getRecord is a real, stable XRPC query that the supplied lexicon subset
-# lacks; its parameters per https://docs.bsky.app/docs/api/com-atproto-repo-get-record.
-EXTRA_LEXICONS = {"com.atproto.repo.getRecord": {"type": "query", "parameters": {
-    "required": ["repo", "collection", "rkey"],
-    "properties": {"repo": {}, "collection": {}, "rkey": {}, "cid": {}}}}}
+
 
 
 class LossyTransport(httpx.HTTPTransport):
@@ -83,31 +89,6 @@ def drain(conn: BlueskyConnector, stream: str, since: str | None, limit: int = 1
         if page.next_cursor is None:
             return out, page.high_water, pages
         cursor = page.next_cursor
-
-
-def lexicon(nsid: str) -> dict[str, Any]:
-    if nsid in EXTRA_LEXICONS:
-        return EXTRA_LEXICONS[nsid]
-    path = LEXICONS.joinpath(*nsid.split(".")).with_suffix(".json")
-    assert path.exists(), f"{nsid}: no such lexicon"
-    return json.loads(path.read_text())["defs"]["main"]
-
-
-def check_against_lexicons(requests: list[dict[str, Any]]) -> int:
-    """XRPC: GET for queries, POST for procedures, declared params, declared input fields."""
-    for r in requests:
-        nsid = r["path"].removeprefix("/bluesky/xrpc/")
-        lex = lexicon(nsid)
-        assert r["method"] == ("GET" if lex["type"] == "query" else "POST"), f"{nsid}: wrong method"
-        params = {k for k, _ in parse_qsl(r["query"], keep_blank_values=True)}
-        declared = set((lex.get("parameters") or {}).get("properties", {}))
-        assert params <= declared, f"{nsid}: undeclared params {params - declared}"
-        assert set((lex.get("parameters") or {}).get("required", [])) <= params, f"{nsid}: missing params"
-        schema = ((lex.get("input") or {}).get("schema")) or {}
-        if isinstance(r["body"], dict):
-            assert set(r["body"]) <= set(schema.get("properties", {})), f"{nsid}: undeclared input"
-            assert set(schema.get("required", [])) <= set(r["body"]), f"{nsid}: missing input"
-    return len(requests)
 
 
 # -- listening -----------------------------------------------------------------------------
@@ -211,9 +192,10 @@ def test_publish_rejects_over_300_graphemes(sandbox, sandbox_state, sandbox_sett
     conn.publish("👍🏽" * 300, idempotency_key="ok")  # 300 graphemes, 2400 bytes: fine
     with pytest.raises(RejectedRequest) as err:
         conn.publish("a" * 301, idempotency_key="long")
-    # (ApiClient reports the XRPC error name; the sandbox's message says "300 graphemes".)
-    assert err.value.status == 400 and "InvalidRequest" in str(err.value)
+    # Refused before sending: a record that does not fit the lexicon never leaves.
+    assert err.value.status == 400 and "300" in str(err.value)
     assert len(sandbox_state.posts[P]) == 1
+    assert not [r for r in sandbox_state.requests if r["status"] >= 400]
 
 
 # -- moderation ----------------------------------------------------------------------------
@@ -335,4 +317,11 @@ def test_every_request_matches_the_lexicons(sandbox, sandbox_state, sandbox_sett
     sandbox_state.faults[P] = {"expire_sessions": True}
     conn.fetch_mentions("search", since=None, cursor=None)
     reqs = [r for r in sandbox_state.requests if r["platform"] == "bluesky"]
-    assert check_against_lexicons(reqs) == len(reqs) >= 12
+    checked, problems = check_state_log(sandbox_state, "bluesky")
+    assert not problems and checked == len(reqs) >= 12, problems
+    # ...and the checker does catch a record that does not fit app.bsky.feed.post.
+    bad = {"repo": BRAND_DID, "collection": "app.bsky.feed.post",
+           "record": {"$type": "app.bsky.feed.post", "text": "a" * 301, "langs": "en"}}
+    found = specs.lexicons.check_request("POST", "com.atproto.repo.createRecord", [], bad)
+    assert any("createdAt" in p for p in found) and any("graphemes" in p for p in found)
+    assert any("expected an array" in p for p in found)

@@ -6,17 +6,22 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+from firebreak.connectors.instagram import DEFAULT_STATEMENT_CARD, InstagramConnector
+from firebreak.connectors.sandbox.state import SandboxMention, SandboxPost
 from pydantic import SecretStr
 
-from firebreak.connectors.instagram import DEFAULT_STATEMENT_CARD, InstagramConnector
-from firebreak.connectors.sandbox._graph import GraphSpec
-from firebreak.connectors.sandbox.state import SandboxMention, SandboxPost
 from firebreak.domain import Platform, ScheduledPost
-from firebreak.errors import AuthError, NotSupported, RateLimited, RejectedRequest, TransientError
+from firebreak.errors import (
+    AuthError,
+    NotSupported,
+    RateLimited,
+    RejectedRequest,
+    TransientError,
+)
+from tests.spec_check import check_state_log
 
 P = Platform.INSTAGRAM
 USER = "17841400000000001"
@@ -174,20 +179,7 @@ def test_every_request_fits_metas_spec(sandbox_state, clock, ig_settings):  # ty
         conn.publish("Statement", idempotency_key="k")
         conn.publish("We hear you", idempotency_key="k2", reply_to=sorted(expected)[1])
         found = conn.find_published("Statement", idempotency_key="k", since=clock.now() - timedelta(hours=1))
-        media_ids = {p.id for p in sandbox_state.posts[P] if not p.reply_to} | {media_a, "17900000000000200"}
         conn.delete_own(found.remote_id)
-    spec = GraphSpec(SPECS)
-    problems, checked = [], 0
-    for r in sandbox_state.requests:
-        if r["platform"] != "instagram":
-            continue
-        parts = r["path"].strip("/").split("/")[1:]
-        node, edge = parts[0], (parts[1] if len(parts) > 1 else None)
-        node_type = "IGUser" if node == USER else "IGMedia" if node in media_ids else "IGComment"
-        params = dict(parse_qsl(r["query"]))
-        if isinstance(r["body"], str):
-            params.update(parse_qsl(r["body"]))
-        problems += spec.check(node_type, r["method"], edge, params)
-        assert r["status"] < 400, r
-        checked += 1
+    checked, problems = check_state_log(sandbox_state, "instagram")
+    assert all(r["status"] < 400 for r in sandbox_state.requests), sandbox_state.requests
     assert checked >= 10 and not problems, problems

@@ -310,3 +310,172 @@ def test_build_notifiers_only_configured_channels() -> None:
     assert len(seen) == 1  # the transport seam reaches the adapters
     for n in (*bare.values(), *full.values()):
         n.close()
+
+
+# -- Apprise adapters: Teams, SMS (Twilio), PagerDuty, Opsgenie ---------------------------------
+class RawReceiver:
+    """Loopback HTTP receiver for the Apprise adapters: records (host the client meant, path,
+    headers, raw body) and answers `status` with `reply`."""
+
+    def __init__(self, status: int = 200, reply: bytes = b"{}") -> None:
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.status, self.reply = status, reply
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.requests.append((self.headers.get("X-Original-Host", ""), self.path, dict(self.headers), body))
+                self.send_response(outer.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(outer.reply)))
+                self.end_headers()
+                self.wfile.write(outer.reply)
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[RawReceiver]:
+    """Apprise's plugins post to fixed vendor hosts (https://api.twilio.com, events.pagerduty.com,
+    api.opsgenie.com, the Workflows host) with `requests.post`. The seam: every such post is
+    sent for real, over HTTP, to this loopback receiver, with the vendor host kept in a header."""
+    import requests
+
+    rx = RawReceiver()
+    real_post = requests.Session.post
+
+    def to_loopback(url: str, *args: Any, **kwargs: Any) -> Any:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers["X-Original-Host"] = parts.netloc
+        kwargs.pop("verify", None)
+        local = rx.base + parts.path + (f"?{parts.query}" if parts.query else "")
+        with requests.Session() as s:
+            return real_post(s, local, *args, headers=headers, **kwargs)
+
+    monkeypatch.setattr(requests, "post", to_loopback)
+    yield rx
+    rx.close()
+
+
+TWILIO_SID = "AC" + "0123456789abcdef" * 2
+TWILIO_TOKEN = "SENTINEL" + "f" * 24
+PD_ROUTING = "SENTINELroutingkey0123456789abcd"
+PD_API = "SENTINELpdapikey0123"
+OPSGENIE_KEY = "SENTINEL-0psg-3n1e-key0-123456789abc"
+TEAMS_URL = ("https://prod-42.westeurope.logic.azure.com:443/workflows/0123456789abcdef0123456789abcdef"
+             "/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0"
+             "&sig=SENTINELsigSENTINELsigSENTINELsig12345678")
+
+
+def test_twilio_sms_through_apprise(receiver: RawReceiver, caplog: pytest.LogCaptureFixture) -> None:
+    from urllib.parse import parse_qs
+
+    from firebreak.connectors.notify import TwilioSmsNotifier
+
+    caplog.set_level(logging.DEBUG)
+    sms = TwilioSmsNotifier(TWILIO_SID, TWILIO_TOKEN, "+1 555 000 1111")
+    with capture_logs() as events:
+        delivery = sms.send("+46 70 123 45 67", MSG)
+    [(host, path, headers, body)] = receiver.requests
+    assert host == "api.twilio.com" and path == f"/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
+    form = parse_qs(body.decode())
+    assert form["To"] == ["+46701234567"] and form["From"] == ["+15550001111"]
+    assert "424242" in form["Body"][0] and "SEV2 incident" in form["Body"][0]
+    assert headers["Authorization"].startswith("Basic ")
+    assert delivery.channel == "sms"
+    logged = str(events) + ours(caplog)
+    assert "SENTINEL" not in logged and "46701234567" not in logged  # no token, no full phone number
+    with pytest.raises(RejectedRequest):
+        sms.send("ana@acme.example", MSG)
+
+
+def test_pagerduty_trigger_through_apprise(receiver: RawReceiver, caplog: pytest.LogCaptureFixture) -> None:
+    from firebreak.connectors.notify import PagerDutyNotifier
+
+    caplog.set_level(logging.DEBUG)
+    with capture_logs() as events:
+        PagerDutyNotifier(PD_ROUTING, PD_API).send("comms-lead", MSG)
+    [(host, path, headers, body)] = receiver.requests
+    assert host == "events.pagerduty.com" and path == "/v2/enqueue"
+    event = json.loads(body)
+    assert event["routing_key"] == PD_ROUTING and event["event_action"] == "trigger"
+    assert "SEV2 incident" in event["payload"]["summary"] and event["payload"]["component"] == "comms-lead"
+    assert "SENTINEL" not in str(events) + ours(caplog)
+
+
+def test_opsgenie_alert_through_apprise(receiver: RawReceiver, caplog: pytest.LogCaptureFixture) -> None:
+    from firebreak.connectors.notify import OpsgenieNotifier
+
+    caplog.set_level(logging.DEBUG)
+    receiver.status, receiver.reply = 202, b'{"result": "Request will be processed", "requestId": "r-1"}'
+    with capture_logs() as events:
+        OpsgenieNotifier(OPSGENIE_KEY).send("ana@acme.example", MSG)
+    [(host, path, headers, body)] = receiver.requests
+    assert host == "api.opsgenie.com" and path == "/v2/alerts"
+    alert = json.loads(body)
+    assert headers["Authorization"] == f"GenieKey {OPSGENIE_KEY}"
+    assert "SEV2 incident" in alert["message"] and "424242" in alert["description"]
+    assert {"username": "ana@acme.example", "type": "user"} in alert.get("responders", [])
+    assert "SENTINEL" not in str(events) + ours(caplog)
+
+
+def test_teams_workflow_through_apprise(receiver: RawReceiver, caplog: pytest.LogCaptureFixture) -> None:
+    from firebreak.connectors.notify import TeamsNotifier
+
+    caplog.set_level(logging.DEBUG)
+    with capture_logs() as events:
+        TeamsNotifier(TEAMS_URL).send("Ana (comms lead)", MSG)
+    [(host, path, headers, body)] = receiver.requests
+    assert host.startswith("prod-42.westeurope.logic.azure.com")
+    assert path.startswith("/workflows/0123456789abcdef0123456789abcdef/triggers/manual/paths/invoke?")
+    card = json.dumps(json.loads(body))
+    assert "SEV2 incident" in card and "Ana (comms lead)" in card and "424242" in card
+    assert "SENTINEL" not in str(events) + ours(caplog)
+
+
+def test_apprise_failure_is_transient_and_quotes_no_secret(receiver: RawReceiver) -> None:
+    from firebreak.connectors.notify import PagerDutyNotifier
+
+    receiver.status = 503
+    with capture_logs() as events, pytest.raises(TransientError) as err:
+        PagerDutyNotifier(PD_ROUTING, PD_API).send("comms-lead", MSG)
+    assert "SENTINEL" not in str(err.value) + str(events)
+    assert any(e["event"] == "notification_failed" for e in events)
+
+
+def test_apprise_channels_built_from_settings_only_when_configured() -> None:
+    from firebreak.connectors.notify import OpsgenieNotifier, PagerDutyNotifier, TeamsNotifier, TwilioSmsNotifier
+
+    class WithApprise(Settings):  # the Settings fields proposed for the lead
+        teams_webhook_url: SecretStr = SecretStr("")
+        twilio_account_sid: str = ""
+        twilio_auth_token: SecretStr = SecretStr("")
+        twilio_from_number: str = ""
+        pagerduty_routing_key: SecretStr = SecretStr("")
+        pagerduty_api_key: SecretStr = SecretStr("")
+        opsgenie_api_key: SecretStr = SecretStr("")
+
+    assert set(build_notifiers(WithApprise())) == {"email", "webhook"}
+    full = WithApprise(teams_webhook_url=SecretStr(TEAMS_URL), twilio_account_sid=TWILIO_SID,
+                       twilio_auth_token=SecretStr(TWILIO_TOKEN), twilio_from_number="+15550001111",
+                       pagerduty_routing_key=SecretStr(PD_ROUTING), pagerduty_api_key=SecretStr(PD_API),
+                       opsgenie_api_key=SecretStr(OPSGENIE_KEY))
+    built = build_notifiers(full)
+    assert isinstance(built["teams"], TeamsNotifier) and isinstance(built["sms"], TwilioSmsNotifier)
+    assert isinstance(built["pagerduty"], PagerDutyNotifier) and isinstance(built["opsgenie"], OpsgenieNotifier)
+    with pytest.raises(ConfigError) as err:
+        TwilioSmsNotifier("not-a-sid", TWILIO_TOKEN, "+15550001111")
+    assert "SENTINEL" not in str(err.value)

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-import json
-import re
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-from pydantic import SecretStr
-
 from firebreak.connectors import build_connector
 from firebreak.connectors.sandbox.state import SandboxMention, SandboxPost, make_id
 from firebreak.connectors.x import XConnector, build_query
+from pydantic import SecretStr
+
 from firebreak.domain import Platform
-from firebreak.errors import AuthError, NotSupported, RateLimited, RejectedRequest, TransientError
+from firebreak.errors import (
+    AuthError,
+    NotSupported,
+    RateLimited,
+    RejectedRequest,
+    TransientError,
+)
+from tests.spec_check import check_state_log, specs
 
 P = Platform.X
-SPEC = Path("/work/shared/specs/x-api-v2-openapi.json")
-HTTP_METHODS = {"get", "post", "put", "delete", "patch"}
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -71,49 +72,6 @@ def drain(conn: XConnector, stream: str, since: str | None, limit: int = 10) -> 
         if page.next_cursor is None:
             return out, page.high_water, pages
         cursor = page.next_cursor
-
-
-def _resolve(spec: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in obj:
-        node: Any = spec
-        for part in obj["$ref"].lstrip("#/").split("/"):
-            node = node[part]
-        obj = node
-    return obj
-
-
-def check_against_openapi(spec: dict[str, Any], prefix: str, requests: list[dict[str, Any]]) -> int:
-    """Every request: a declared path template + method, only declared query parameters,
-    JSON bodies with only declared top-level properties. Returns how many were checked."""
-    ops = []
-    for path, item in spec["paths"].items():
-        rx = re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$")
-        shared = [_resolve(spec, p) for p in item.get("parameters", [])]
-        for method, op in item.items():
-            if method not in HTTP_METHODS:
-                continue
-            params = shared + [_resolve(spec, p) for p in op.get("parameters", [])]
-            query = {p["name"] for p in params if p["in"] == "query"}
-            body_props: set[str] | None = None
-            content = (_resolve(spec, op.get("requestBody", {})).get("content") or {}).get("application/json")
-            if content:
-                schema = _resolve(spec, content["schema"])
-                if "properties" in schema:
-                    body_props = set(schema["properties"])
-            ops.append((method.upper(), rx, query, body_props, path))
-    checked = 0
-    for r in requests:
-        path = r["path"][len(prefix):]
-        used = {k.removesuffix("[]") for k, _ in parse_qsl(r["query"], keep_blank_values=True)}
-        candidates = [o for o in ops if o[0] == r["method"] and o[1].match(path)]
-        assert candidates, f"{r['method']} {path} is not in the spec"
-        fits = [o for o in candidates if used <= o[2]]
-        assert fits, f"{r['method']} {path}: undeclared query parameters {sorted(used - candidates[0][2])}"
-        if isinstance(r["body"], dict) and fits[0][3] is not None:
-            extra = set(r["body"]) - fits[0][3]
-            assert not extra, f"{r['method']} {path}: undeclared body fields {sorted(extra)}"
-        checked += 1
-    return checked
 
 
 # -- listening -----------------------------------------------------------------------------
@@ -279,20 +237,15 @@ def test_every_request_matches_the_spec(sandbox, sandbox_state, sandbox_settings
     conn.publish("We are looking into it.", idempotency_key="s1", reply_to=m.platform_id)
     conn.find_published("We are looking into it.", idempotency_key="s1", since=clock.now() - timedelta(hours=1))
     conn.hide(m.platform_id)
-    spec = json.loads(SPEC.read_text())
     reqs = [r for r in sandbox_state.requests if r["platform"] == "x"]
-    assert check_against_openapi(spec, "/x", reqs) == len(reqs) >= 8
+    checked, problems = check_state_log(sandbox_state, "x")
+    assert not problems and checked == len(reqs) >= 8, problems
     assert all(r["status"] < 400 for r in reqs)
 
 
 def test_sandbox_responses_fit_the_spec(sandbox, sandbox_state, clock):  # type: ignore[no-untyped-def]
-    from jsonschema import Draft202012Validator
-
-    spec = json.loads(SPEC.read_text())
-
     def errors(name: str, body: Any) -> list[str]:
-        schema = {**{k: v for k, v in spec.items() if k != "paths"}, "$ref": f"#/components/schemas/{name}"}
-        return [e.message for e in Draft202012Validator(schema).iter_errors(body)]
+        return specs.x.schema_errors({"$ref": f"#/components/schemas/{name}"}, body, name)
 
     load_mentions(sandbox_state, clock.now(), 12)
     fields = {"post.fields": "created_at,lang,public_metrics,conversation_id", "expansions": "author_id",
