@@ -1,0 +1,84 @@
+"""`firebreak up` starts the whole local stack and Ctrl-C stops all of it (integration, bounded)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _processes_with_env(marker: str) -> list[int]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if f"FIREBREAK_DATA_DIR={marker}".encode() in env:
+            found.append(int(pid))
+    return found
+
+
+def test_up_serves_ui_deployments_intake_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    port, intake = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREBREAK_", "PREFECT_"))}
+    env.update(FIREBREAK_DATA_DIR=data, FIREBREAK_INTAKE_TOKEN="up-test-token")
+    exe = str(Path(sys.executable).with_name("firebreak"))
+    proc = subprocess.Popen([exe, "up", "--port", str(port), "--intake-port", str(intake)], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "firebreak up did not come up within 90 s"
+            try:
+                if httpx.get(f"http://127.0.0.1:{intake}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        print(f"up in {time.monotonic() - deadline + 90:.1f} s")
+        api = f"http://127.0.0.1:{port}/api"
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200  # the UI
+        names: set[str] = set()
+        while time.monotonic() < deadline and not {"monitor", "respond"} <= names:
+            names = {d["name"] for d in httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json()}
+            time.sleep(0.3)
+        assert {"monitor", "respond"} <= names
+        r = httpx.post(f"http://127.0.0.1:{intake}/alerts", headers={"Authorization": "Bearer up-test-token"},
+                       content=json.dumps({"source_id": "up-1", "sentiment": "negative"}), timeout=5)
+        assert r.status_code == 202
+    finally:
+        t_stop = time.monotonic()
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"firebreak up did not stop within 30 s of Ctrl-C: {err[-2000:]}")
+    print(f"stopped in {time.monotonic() - t_stop:.1f} s")
+    assert proc.returncode == 0, err[-3000:]
+    assert "Firebreak is up" in out and "stopped." in out
+    assert "Traceback" not in err, err[-3000:]
+    time.sleep(0.5)
+    assert _processes_with_env(data) == [], "processes left behind"
