@@ -27,7 +27,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration"
 
 bench: $(STAMP)
-	$(BIN)/firebreak bench all
+	$(BIN)/firebreak bench all --runs 3
 
 # Re-resolve the lock from pyproject.toml in a scratch venv (run by a developer, not by CI).
 lock:

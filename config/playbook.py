@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -181,14 +181,111 @@ class Resolve(_Model):
     heightened_alert_hours: int = Field(48, ge=0)
 
 
+DEFAULT_REPLIES: dict[str, dict[str, str]] = {
+    # Pre-approved: used without a new sign-off. {page} and {contact} come from the brand.
+    "private": {
+        "en": "We're sorry to hear this. Please send us a direct message with your details so we can help you personally. Updates: {page}",
+        "nl": "Wat vervelend om te horen. Stuur ons een privébericht met je gegevens, dan helpen we je persoonlijk. Updates: {page}",
+        "sv": "Vi beklagar att höra detta. Skicka ett direktmeddelande med dina uppgifter så hjälper vi dig personligen. Uppdateringar: {page}",
+        "fr": "Nous sommes désolés. Envoyez-nous un message privé avec vos coordonnées pour que nous puissions vous aider. Infos : {page}",
+        "pl": "Przykro nam to słyszeć. Napisz do nas wiadomość prywatną ze szczegółami, pomożemy osobiście. Aktualizacje: {page}",
+        "id": "Kami mohon maaf. Silakan kirim pesan langsung berisi detail Anda agar kami dapat membantu. Info terbaru: {page}",
+        "de": "Das tut uns leid. Bitte schreib uns eine Direktnachricht mit deinen Angaben, damit wir persönlich helfen können. Updates: {page}",
+    },
+    "answer": {
+        "en": "Thank you for asking. Our latest statement and answers to common questions are here: {page}",
+        "nl": "Bedankt voor je vraag. Onze laatste verklaring en antwoorden op veelgestelde vragen staan hier: {page}",
+        "sv": "Tack för din fråga. Vårt senaste uttalande och svar på vanliga frågor finns här: {page}",
+        "fr": "Merci pour votre question. Notre dernière déclaration et les réponses aux questions fréquentes sont ici : {page}",
+        "pl": "Dziękujemy za pytanie. Nasze najnowsze oświadczenie i odpowiedzi na częste pytania są tutaj: {page}",
+        "id": "Terima kasih atas pertanyaannya. Pernyataan terbaru dan jawaban atas pertanyaan umum ada di sini: {page}",
+        "de": "Danke für deine Frage. Unsere aktuelle Stellungnahme und Antworten auf häufige Fragen findest du hier: {page}",
+    },
+}
+
+
 class Engagement(_Model):
     hide_offensive: bool = True
+    hide_threshold: float = Field(0.8, ge=0.5, le=1, description="offensive score needed before anything is hidden")
+    reply_templates: dict[Literal["private", "answer"], dict[str, str]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_REPLIES.items()},
+        description="pre-approved replies per kind and language")
+
+    @field_validator("reply_templates")
+    @classmethod
+    def _default_language_present(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for kind in ("private", "answer"):
+            if not v.get(kind, {}).get("en"):
+                raise ValueError(f"reply_templates.{kind} needs at least an 'en' text")
+        return v
 
 
 class DrillConfig(_Model):
     approvers: list[str] = Field(min_length=1, description="person ids who sign drafts in a drill")
     acknowledge_level: int = Field(2, ge=1, description="the drill acknowledges at this level")
     time_compression: float = Field(600, gt=0, description="drill-minutes per wall-clock minute")
+
+
+class IntakeFields(_Model):
+    """Where a monitoring tool's payload keeps each alert field: dot paths, list items by index
+    (`results.0.url`). Only `source_id` is required: without an id, duplicates cannot be told apart."""
+
+    source_id: str = Field(min_length=1, description="path to the tool's own id for this alert")
+    brand: str | None = Field(None, description="path to the brand or query name; absent: the playbook's brand")
+    topic: str | None = None
+    volume: str | None = None
+    sentiment: str | None = None
+    link: str | None = None
+    text: str | None = Field(None, description="path to a summary or the triggering mention's text")
+
+
+MISSING: Any = object()
+
+
+def resolve_path(doc: Any, path: str) -> Any:
+    """The value at a dot path (`a.b.0.c`: a number indexes a list), or MISSING."""
+    cur = doc
+    for part in path.split("."):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+            cur = cur[int(part)]
+        else:
+            return MISSING
+    return cur
+
+
+class IntakeSource(_Model):
+    auth: Literal["bearer", "hmac"] = "bearer"
+    signature_header: str = Field("X-Firebreak-Signature",
+                                  description="header carrying the HMAC-SHA256 of the body (hex, optional sha256= prefix)")
+    fields: IntakeFields
+    example: dict[str, Any] | None = Field(None, description="a sample payload; its source_id path must resolve")
+
+    @model_validator(mode="after")
+    def _example_maps(self) -> "IntakeSource":
+        # Catch a mistyped path when the playbook loads, not when the first real alert arrives.
+        if self.example is not None and resolve_path(self.example, self.fields.source_id) is MISSING:
+            raise ValueError(f"fields.source_id: path {self.fields.source_id!r} is not in the example payload")
+        return self
+
+
+class Intake(_Model):
+    """The alert intake (`POST /alerts`): per-source payload mappings. Secrets live in settings."""
+
+    max_body_bytes: int = Field(262_144, ge=1024, le=16 * 1024 * 1024)
+    generic_auth: list[Literal["bearer", "hmac"]] = Field(
+        default_factory=lambda: ["bearer", "hmac"], min_length=1,
+        description="auth accepted for the generic alert shape (no ?source=)")
+    sources: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)], IntakeSource] = Field(
+        default_factory=dict)
+
+    @field_validator("sources")
+    @classmethod
+    def _generic_reserved(cls, v: dict[str, IntakeSource]) -> dict[str, IntakeSource]:
+        if "generic" in v:
+            raise ValueError("'generic' is the built-in alert shape; pick another source name")
+        return v
 
 
 class Playbook(_Model):
@@ -208,6 +305,7 @@ class Playbook(_Model):
     engagement: Engagement = Field(default_factory=Engagement)
     banned_phrases: list[str] = Field(default_factory=list)
     drill: DrillConfig
+    intake: Intake = Field(default_factory=Intake)
 
     @model_validator(mode="after")
     def _references(self) -> "Playbook":

@@ -23,6 +23,11 @@ class PlatformSettings(BaseModel):
     token: SecretStr = SecretStr("")
     account_id: str = ""  # page id, IG user id, org URN, handle…
     password: SecretStr = SecretStr("")  # Bluesky app password
+    # OAuth 2 refresh (X, LinkedIn): used once after a 401.
+    refresh_token: SecretStr = SecretStr("")
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    token_url: str = ""
     timeout_s: float = 10.0
     max_concurrency: int = 4
 
@@ -87,11 +92,26 @@ class Settings(BaseSettings):
 
     slack_webhook_url: SecretStr = SecretStr("")
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    # Other paging channels (through Apprise); a channel with no credentials is not offered.
+    teams_webhook_url: SecretStr = SecretStr("")
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr = SecretStr("")
+    twilio_from_number: str = ""
+    pagerduty_routing_key: SecretStr = SecretStr("")
+    pagerduty_api_key: SecretStr = SecretStr("")
+    opsgenie_api_key: SecretStr = SecretStr("")
+    # Alert intake (`POST /alerts`): bearer token and HMAC key.
+    intake_token: SecretStr = SecretStr("")
+    intake_hmac_key: SecretStr = SecretStr("")
 
     # Signs approval links and one-time codes. Empty: a random key is generated and kept in data_dir.
     signing_key: SecretStr = SecretStr("")
-    # The CLI approver's personal key (`firebreak approve --as NAME`).
+    # The CLI approver's personal key (`firebreak approve --as NAME`), issued by `firebreak keys issue NAME`.
     approver_key: SecretStr = SecretStr("")
+    # Where approvers reach Firebreak's web pages (approval links, crisis page).
+    public_url: str = "http://127.0.0.1:8788"
+    web_host: str = "127.0.0.1"
+    web_port: int = 8788
 
     log_format: str = "auto"  # auto | json | console
     log_level: str = "INFO"

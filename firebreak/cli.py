@@ -12,6 +12,8 @@ from pathlib import Path
 # Before Prefect is imported anywhere: no telemetry (no network here) and our logger in run logs.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "firebreak")
+# The embedded server's SQLite waits for its lock instead of failing when the machine is busy.
+os.environ.setdefault("PREFECT_SERVER_DATABASE_TIMEOUT", "60")
 
 from firebreak.errors import FirebreakError, PlaybookError  # noqa: E402
 
@@ -35,7 +37,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
 
     report = run_drill(Path(args.report) if args.report else None, scenario=args.scenario,
                        playbook_path=Path(args.playbook) if args.playbook else None, quiet=args.quiet,
-                       verbose=args.verbose)
+                       verbose=args.verbose, faults=args.faults, fault_seed=args.fault_seed)
     problems = drill_problems(report)
     for p in problems:
         print(f"drill check failed: {p}", file=sys.stderr)
@@ -179,15 +181,31 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Benchmarks print medians over repeated runs (never timed tests)."""
+    targets = ("drill", "ingest", "triage") if args.target == "all" else (args.target,)
+    for target in targets:
+        if target == "drill":
+            _bench_drill(args.runs)
+        elif target == "ingest":
+            from firebreak.tasks.bench_ingest import bench_ingest, format_report
+
+            print(format_report(bench_ingest(None, args.mentions, args.runs)))
+        elif target == "triage":
+            from firebreak.tasks.bench import bench_triage, print_bench_triage, sample_texts
+
+            print_bench_triage(bench_triage(sample_texts(Path(args.data)), runs=args.runs))
+        else:
+            raise FirebreakError(f"unknown benchmark {target!r}; available: drill, ingest, triage, all")
+    return 0
+
+
+def _bench_drill(n_runs: int) -> None:
     import statistics
     import subprocess
     import tempfile
 
-    if args.target not in ("drill", "all"):
-        raise FirebreakError(f"unknown benchmark {args.target!r}; available: drill")
     runs: list[dict] = []
     exe = Path(sys.argv[0]).resolve()
-    for i in range(args.runs):
+    for i in range(n_runs):
         with tempfile.TemporaryDirectory() as tmp:
             report = Path(tmp) / "report.json"
             env = {**os.environ, "FIREBREAK_DATA_DIR": str(Path(tmp) / "data")}
@@ -196,7 +214,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             if proc.returncode != 0:
                 raise FirebreakError(f"drill run {i + 1} failed: {proc.stderr[-2000:]}")
             runs.append(json.loads(report.read_text()))
-        print(f"run {i + 1}/{args.runs}: {runs[-1]['wall_clock_s']:.1f}s", file=sys.stderr)
+        print(f"run {i + 1}/{n_runs}: {runs[-1]['wall_clock_s']:.1f}s", file=sys.stderr)
     keys = list(runs[0]["latency_s"])
     print(f"drill latencies over {len(runs)} runs (wall-clock seconds; median [min-max])")
     for k in keys:
@@ -204,6 +222,71 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"  {k:<32} {statistics.median(vals):8.3f}  [{min(vals):.3f}-{max(vals):.3f}]")
     walls = [r["wall_clock_s"] for r in runs]
     print(f"  {'drill wall clock':<32} {statistics.median(walls):8.1f}  [{min(walls):.1f}-{max(walls):.1f}]")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """The local ops stack in the foreground (issue #7): Prefect server + UI, deployments, intake."""
+    _playbook()  # fail fast, before the Prefect server starts
+    from firebreak.flows.up import UpConfig, run_up
+
+    return run_up(UpConfig(host=args.host, port=args.port, intake_host=args.intake_host,
+                           intake_port=args.intake_port, sandbox=args.sandbox, sandbox_port=args.sandbox_port,
+                           monitor_interval_s=args.monitor_interval))
+
+
+def cmd_drafts(args: argparse.Namespace) -> int:
+    from firebreak.flows.manual import list_drafts
+
+    drafts = list_drafts()
+    if not drafts:
+        print("no draft is waiting for sign-off")
+    for d in drafts:
+        print(f"draft {d['id']}  incident #{d['incident']}  {d['kind']} v{d['version']}  sha256 {d['sha256']}\n"
+              f"  signed: {d['signed'] or '-'}  still needed: {', '.join(d['missing_roles']) or '-'}")
+        if args.show:
+            for platform, parts in d["variants"].items():
+                print(f"  [{platform}]\n    " + "\n    ".join("\n".join(parts).splitlines()))
+    return 0
+
+
+def cmd_answer(args: argparse.Namespace) -> int:
+    from firebreak.flows.manual import answer_draft
+
+    decision = "approve" if args.command == "approve" else "reject"
+    if decision == "reject" and not (args.comment or "").strip():
+        raise FirebreakError("reject needs --comment saying what to change")
+    print(answer_draft(args.draft, args.person, decision, args.comment or ""))
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from firebreak.tasks import codes
+    from firebreak.tasks.runtime import get_runtime
+
+    rt = get_runtime()
+    rt.playbook.person(args.person)
+    rt.audit.append("admin", "keys.issued", f"person:{args.person}", {})
+    print(codes.personal_key(codes.signing_key(rt.settings), args.person))
+    return 0
+
+
+def cmd_freeze(args: argparse.Namespace) -> int:
+    from firebreak.flows.manual import manual_freeze, manual_unfreeze
+
+    if args.command == "freeze":
+        res = manual_freeze(args.reason, args.actor)
+        print(f"{res.held} of {res.found} scheduled post(s) held")
+    else:
+        out = manual_unfreeze(args.reason, args.actor)
+        print(f"{out.resumed} post(s) resumed ({out.rescheduled} rescheduled, {out.published_now} published now, "
+              f"{out.dropped} dropped, {len(out.needs_approval)} sent back for approval)")
+    return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    from firebreak.flows.manual import serve_web
+
+    serve_web()
     return 0
 
 
@@ -217,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--playbook")
     d.add_argument("--quiet", action="store_true")
     d.add_argument("--verbose", action="store_true", help="show Prefect's run logs")
+    d.add_argument("--faults", choices=["none", "mild", "storm"], default=None,
+                   help="sandbox fault profile for every platform (5xx, 429 storms, latency, resets, "
+                        "lost write answers, repeated and reordered pages)")
+    d.add_argument("--fault-seed", type=int, default=0, help="seed of the fault schedule (reproducible)")
     d.set_defaults(func=cmd_drill)
 
     s = sub.add_parser("sandbox", help="serve the sandbox platforms in the foreground")
@@ -263,14 +350,48 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_monitor)
 
     be = sub.add_parser("bench", help="benchmarks (medians over repeated runs)")
-    be.add_argument("target", nargs="?", default="drill", help="drill")
+    be.add_argument("target", nargs="?", default="drill", help="drill | ingest | triage | all")
     be.add_argument("--runs", type=int, default=5)
+    be.add_argument("--mentions", type=int, default=5000, help="ingest: mentions per platform")
+    be.add_argument("--data", default="../shared/data", help="triage: folder with the shared data")
     be.set_defaults(func=cmd_bench)
+
+    dr = sub.add_parser("drafts", help="drafts waiting for sign-off")
+    dr.add_argument("--show", action="store_true", help="print every platform variant")
+    dr.set_defaults(func=cmd_drafts)
+    for verb in ("approve", "reject"):
+        ap = sub.add_parser(verb, help=f"{verb} a draft with your personal key (FIREBREAK_APPROVER_KEY)")
+        ap.add_argument("draft", type=int)
+        ap.add_argument("--as", dest="person", required=True)
+        ap.add_argument("--comment", default="")
+        ap.set_defaults(func=cmd_answer)
+    ky = sub.add_parser("keys", help="approver keys")
+    kysub = ky.add_subparsers(dest="keys_command", required=True)
+    ki = kysub.add_parser("issue", help="print a person's personal CLI key")
+    ki.add_argument("person")
+    ki.set_defaults(func=cmd_keys)
+    for verb in ("freeze", "unfreeze"):
+        fz = sub.add_parser(verb, help=f"{verb} every scheduled post by hand")
+        fz.add_argument("--reason", required=True)
+        fz.add_argument("--as", dest="actor", default=os.environ.get("USER", "operator"))
+        fz.set_defaults(func=cmd_freeze)
+    web = sub.add_parser("web", help="serve the approval pages and the crisis page")
+    web.set_defaults(func=cmd_web)
 
     k = sub.add_parser("ack", help="acknowledge an incident's page")
     k.add_argument("incident", type=int)
     k.add_argument("--as", dest="person", required=True)
     k.set_defaults(func=cmd_ack)
+
+    up = sub.add_parser("up", help="run the local ops stack: Prefect UI, deployments, alert intake (Ctrl-C stops)")
+    up.add_argument("--host", default="127.0.0.1", help="Prefect server host")
+    up.add_argument("--port", type=int, default=4200, help="Prefect server (UI and API) port")
+    up.add_argument("--intake-host", default="127.0.0.1")
+    up.add_argument("--intake-port", type=int, default=8787)
+    up.add_argument("--sandbox", action="store_true", help="also serve the sandbox platforms and use them")
+    up.add_argument("--sandbox-port", type=int, default=8700)
+    up.add_argument("--monitor-interval", type=int, default=300, help="seconds between monitor runs")
+    up.set_defaults(func=cmd_up)
     return p
 
 

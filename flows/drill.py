@@ -23,6 +23,7 @@ from firebreak.config.logging import configure_logging, get_logger
 from firebreak.config.playbook import Playbook, load_playbook
 from firebreak.config.settings import PlatformSettings, Settings, SmtpSettings
 from firebreak.connectors.mailbox import Mailbox
+from firebreak.connectors.sandbox.faults import install_faults
 from firebreak.connectors.sandbox.scenario import Scenario, load_scenario
 from firebreak.connectors.sandbox.server import SandboxServer
 from firebreak.connectors.sandbox.state import SandboxScheduled, SandboxState
@@ -74,7 +75,9 @@ def _due_soon(setup: DrillSetup, detected_at: datetime) -> list[SandboxScheduled
 
 def run_drill(report_path: Path | None = None, *, scenario: str = "default", playbook_path: Path | None = None,
               base_settings: Settings | None = None, quiet: bool = False, verbose: bool = False,
-              max_ticks: int = 60) -> dict[str, Any]:
+              max_ticks: int = 60, faults: str | None = None, fault_seed: int = 0) -> dict[str, Any]:
+    """`faults`: a named sandbox fault profile (none, mild, storm; connectors/sandbox/faults.py)
+    for every platform, drawn from `fault_seed`; the report counts what was injected."""
     base = base_settings or Settings()
     # The drill prints its own timeline; stage logs are for --verbose (and Prefect's run logs).
     configure_logging(base.log_level if verbose else "WARNING", base.log_format)
@@ -89,6 +92,7 @@ def run_drill(report_path: Path | None = None, *, scenario: str = "default", pla
     clock = VirtualClock(t0 - timedelta(minutes=3 * playbook.detection.bucket_minutes), 0.0, auto_advance=False)
     state = SandboxState(clock, brand_handle={p: a.handle for p, a in playbook.brand.accounts.items()})
     state.load(scen.mentions, scen.scheduled, scen.brand_posts)
+    install_faults(state, faults, fault_seed)
     setup = DrillSetup(playbook, scen, state, clock, data_dir)
 
     with SandboxServer(state) as sandbox, Mailbox() as mailbox:
@@ -104,6 +108,7 @@ def run_drill(report_path: Path | None = None, *, scenario: str = "default", pla
                                         platform_id=f"fbq-{q.platform.value}-{int(q.scheduled_at.timestamp())}",
                                         source="firebreak", text=q.text, media=q.media, scheduled_at=q.scheduled_at,
                                         status="scheduled", updated_at=utcnow()))
+            setup.extras["inbox"] = lambda address: [m.body for m in mailbox.to(address)]
             result = _play(setup, rt, max_ticks)
             report = build_report(setup, rt, sandbox, mailbox, result, wall_start)
         finally:
@@ -124,7 +129,7 @@ def _play(setup: DrillSetup, rt: Runtime, max_ticks: int) -> dict[str, Any]:
 
     pb, clock = setup.playbook, setup.clock
     step = timedelta(minutes=pb.detection.bucket_minutes)
-    operator = DrillOperator(rt, clock, pb.drill.time_compression).start()
+    operator = DrillOperator(rt, clock, pb.drill.time_compression, inbox=setup.extras["inbox"]).start()
     try:
         first = monitor(respond_inline=False)  # drains two days of history
         ticks, incident_id, tick = 0, first["incident_id"], first

@@ -5,7 +5,9 @@ clock is sped up once the freeze has landed."""
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,7 @@ from firebreak.tasks.escalate import acknowledge
 from firebreak.tasks.runtime import Runtime
 
 log = get_logger("firebreak.flows.drill")
+_CODE = re.compile(r"one-time code: (\d{6})")
 
 
 @dataclass
@@ -30,6 +33,9 @@ class DrillOperator:
     rt: Runtime
     clock: VirtualClock
     compression: float
+    # Message bodies delivered to an address: the drill approvers read their one-time codes
+    # where a person would, in their own mailbox.
+    inbox: Callable[[str], list[str]] = lambda address: []
     interval_s: float = 0.2
     errors: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -90,9 +96,19 @@ class DrillOperator:
                 person = pb.person(pid)
                 if pid in answered or pid == d.author or not set(person.roles) & set(status.missing_roles):
                     continue
+                code = self._code_for(person.channels.get("email", ""), d.id)
+                if code is None:
+                    continue  # the code has not arrived yet
                 self._resume(("draft", d.id, pid), d.flow_run_id or "",
-                             {"approver": pid, "decision": "approve", "sha256": d.sha256, "comment": ""})
+                             {"approver": pid, "decision": "approve", "sha256": d.sha256, "code": code, "comment": ""})
                 break
+
+    def _code_for(self, address: str, draft_id: int) -> str | None:
+        for body in reversed(self.inbox(address)):
+            m = _CODE.search(body)
+            if m and f"#{draft_id} " in body:
+                return m.group(1)
+        return None
 
     def _paused(self, run_id: str) -> bool:
         with get_client(sync_client=True) as client:

@@ -107,6 +107,9 @@ def build_report(setup: "DrillSetup", rt: Runtime, sandbox: SandboxServer, mailb
                           "approved_sha256": p.approved_sha256, "approved": p.approved_sha256 in approved_hashes,
                           "remote_id": p.remote_id, "at": _iso(p.published_at)} for p in pubs],
         "publications_duplicated": sum(n - 1 for n in received.values() if n > 1),
+        # Which platforms received the same text more than once, and how many extra times.
+        "publications_duplicated_by_platform": dict(Counter({p: n - 1 for (p, _), n in received.items() if n > 1})),
+        "faults_injected": _faults(state),
         "follow_ups": sum(1 for d in drafts if d.kind == "update" and d.status == "published"),
         "audit": {"events": verify.events, "verified": verify.ok, "head": verify.head},
         "latency_s": {
@@ -125,6 +128,14 @@ def build_report(setup: "DrillSetup", rt: Runtime, sandbox: SandboxServer, mailb
         d = next(d for d in drafts if d.sha256 == p["approved_sha256"])
         p["matches_approved_text"] = parts_sha256(list(d.variants[p["platform"]])) == p["sha256"]
     return report
+
+
+def _faults(state: Any) -> dict[str, Any]:
+    """What the sandbox's fault injector did (total, by kind, by platform); zeros without one."""
+    inj = state.fault_injector
+    if inj is None:
+        return {"profile": None, "seed": None, "total": 0, "by_kind": {}, "by_platform": {}}
+    return {"profile": inj.name, "seed": inj.seed, **inj.summary()}
 
 
 def print_timeline(report: dict[str, Any]) -> None:
@@ -159,6 +170,10 @@ def print_timeline(report: dict[str, Any]) -> None:
     lat = report["latency_s"]
     print("  latency (s): " + ", ".join(f"{k} {v}" for k, v in lat.items()))
     print(f"  audit: {report['audit']['events']} events, chain {'intact' if report['audit']['verified'] else 'BROKEN'}")
+    fi = report.get("faults_injected") or {}
+    if fi.get("total"):
+        print(f"  faults injected ({fi['profile']}, seed {fi['seed']}): {fi['total']} — "
+              + ", ".join(f"{k} {v}" for k, v in fi["by_kind"].items()))
     if report["artifacts"].get("postmortem_html"):
         print(f"  post-mortem: {report['artifacts']['postmortem_html']}")
     if report["operator_errors"]:

@@ -14,12 +14,13 @@ from firebreak.tasks.runtime import get_runtime
 from firebreak.tasks.steps import stage
 
 
-def refresh() -> None:
-    """Fresh data before deciding: drain the platforms and label what came in."""
+def refresh(incident_id: int) -> None:
+    """Fresh data before deciding: drain the platforms, label what came in, work the reply queue."""
     rt = get_runtime()
     for p in rt.playbook.brand.accounts:
         steps.ingest(p.value)
     steps.label()
+    steps.engage(incident_id)
 
 
 @flow(name="follow_up")
@@ -33,13 +34,13 @@ def follow_up(incident_id: int) -> int:
         severity = inc.severity or pb.severity.default
     sent = 0
     with stage(incident_id, "follow_up"):
-        refresh()
+        refresh(incident_id)
         ratio, decisions = signals_mod.baseline_ratio(rt.db, pb, rt.clock.now())
         while sent < pb.follow_up.max_updates and not at_baseline(pb, decisions):
             wait = cadence_minutes(pb, severity, ratio)
             log.info("Next update in %.0f minutes (volume %.1f× baseline)", wait, ratio)
             rt.clock.sleep(wait * 60)
-            refresh()
+            refresh(incident_id)
             ratio, decisions = signals_mod.baseline_ratio(rt.db, pb, rt.clock.now())
             if at_baseline(pb, decisions):
                 break

@@ -12,7 +12,7 @@ from prefect.flow_runs import pause_flow_run
 
 from firebreak.domain import utcnow
 from firebreak.flows.approval import ResolveInput, await_sign_off
-from firebreak.tasks import steps
+from firebreak.tasks import crisis_page, steps
 from firebreak.tasks.incident import mark, update_summary
 from firebreak.tasks.runtime import get_runtime
 from firebreak.tasks.steps import stage
@@ -51,6 +51,8 @@ def resolve(incident_id: int) -> dict[str, Any]:
         closing = steps.publish(incident_id, approved)
     now = utcnow()
     mark(rt.db, incident_id, status="resolved", resolved_at=now)
+    # The page now says "resolved" beside the closing statement.
+    crisis_page.write(rt.db, pb, incident_id, rt.settings.data_dir / "crisis-page")
     update_summary(rt.db, incident_id, heightened_alert_until=(
         rt.clock.now() + timedelta(hours=pb.resolve.heightened_alert_hours)).isoformat())
     rt.audit.append(answer.confirmer, "incident.resolved", f"incident:{incident_id}", {"resumed": resumed})

@@ -36,6 +36,7 @@ def respond(incident_id: int) -> dict[str, Any]:
             approved = await_sign_off(incident_id, draft_id)
         published = steps.publish(incident_id, approved)
         steps.brief_staff(incident_id, approved)
+        steps.engage(incident_id)  # replies can now point to the published statement
         updates = follow_up(incident_id)
         closing = resolve(incident_id)
         esc = escalation.result()

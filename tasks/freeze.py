@@ -21,7 +21,14 @@ from firebreak.config.logging import get_logger
 from firebreak.config.playbook import Playbook
 from firebreak.connectors.base import Connector
 from firebreak.domain import Platform, ScheduledPost, utcnow
-from firebreak.errors import ConnectorError, FirebreakError
+from firebreak.errors import (
+    CircuitOpen,
+    ConnectorError,
+    FirebreakError,
+    RateLimited,
+    RejectedRequest,
+    TransientError,
+)
 from firebreak.store.db import Database
 from firebreak.store.models import FreezeRecord, Incident
 from firebreak.store.models import ScheduledPost as PostRow
@@ -58,13 +65,37 @@ def freeze_all(db: Database, audit: AuditLog, playbook: Playbook, connectors: di
                incident_id: int | None, reason: str, *, actor: str = "firebreak") -> FreezeResult:
     brand = playbook.brand.id
     res = FreezeResult()
+    errors: list[ConnectorError] = []
+
+    def hold(conn: Connector, post: ScheduledPost, key: str) -> None:
+        try:
+            conn.hold_scheduled(post)
+        except ConnectorError as exc:
+            _finish(db, key, "failed", str(exc))
+            res.failed.append(f"{post.platform.value}:{post.platform_id}: {exc}")
+            errors.append(exc)
+            return
+        _finish(db, key, "done", None, post_status="held")
+        res.held += 1
+        audit.append(actor, "freeze.held", f"post:{post.platform.value}:{post.platform_id}",
+                     {"incident": incident_id, "reason": reason, "snapshot": _snapshot(post)})
+
     for platform in playbook.freeze.platforms:
         conn = connectors.get(platform)
         if conn is None or not conn.supports_scheduling:
             continue
-        posts = conn.list_scheduled()
+        try:
+            posts = conn.list_scheduled()
+        except ConnectorError as exc:
+            # One platform down must not delay holding the others' posts (they race the clock);
+            # this one is retried with the rest of the failures below.
+            res.failed.append(f"{platform.value}: listing scheduled posts: {exc}")
+            errors.append(exc)
+            continue
+        listed: set[str] = set()
         for post in posts:
             res.found += 1
+            listed.add(post.platform_id)
             key = f"hold:{incident_id or 'manual'}:{platform.value}:{post.platform_id}"
             with db.session() as s:
                 row = _upsert(s, brand, post)
@@ -77,16 +108,23 @@ def freeze_all(db: Database, audit: AuditLog, playbook: Playbook, connectors: di
                                        action="hold", reason=reason, snapshot=_snapshot(post), status="intended",
                                        created_at=utcnow())
                     s.add(rec)
-            try:
-                conn.hold_scheduled(post)
-            except ConnectorError as exc:
-                _finish(db, key, "failed", str(exc))
-                res.failed.append(f"{platform.value}:{post.platform_id}: {exc}")
+            hold(conn, post, key)
+        # Holds an earlier attempt sent without learning the outcome (answer lost, timeout)
+        # whose post is no longer listed: some platforms stop listing a held post as scheduled
+        # (LinkedIn), so the hold may well have landed. Holding is idempotent: send it again
+        # from the snapshot; a post that went out meanwhile fails here as it should.
+        prefix = f"hold:{incident_id or 'manual'}:{platform.value}:"
+        with db.session() as s:
+            open_holds = [(r.idempotency_key, dict(r.snapshot)) for r in s.scalars(
+                select(FreezeRecord).where(FreezeRecord.idempotency_key.startswith(prefix),
+                                           FreezeRecord.status.in_(("intended", "failed"))))]
+        for key, snap in open_holds:
+            if snap["platform_id"] in listed:
                 continue
-            _finish(db, key, "done", None, post_status="held")
-            res.held += 1
-            audit.append(actor, "freeze.held", f"post:{platform.value}:{post.platform_id}",
-                         {"incident": incident_id, "reason": reason, "snapshot": _snapshot(post)})
+            res.found += 1
+            hold(conn, ScheduledPost(platform, snap["platform_id"], snap["text"],
+                                     datetime.fromisoformat(snap["scheduled_at"]), tuple(snap.get("media") or ()),
+                                     snap.get("source", "platform")), key)
     if playbook.freeze.include_own_queue:
         held_now: list[dict] = []
         with db.session() as s:
@@ -110,7 +148,20 @@ def freeze_all(db: Database, audit: AuditLog, playbook: Playbook, connectors: di
                          {"incident": incident_id, "reason": reason, "snapshot": snap})
     if res.failed:
         log.error("freeze_incomplete", failed=res.failed)
-        raise FirebreakError(f"freeze incomplete, {len(res.failed)} post(s) not held: {'; '.join(res.failed)}")
+        message = f"freeze incomplete, {len(res.failed)} post(s) not held: {'; '.join(res.failed)}"
+        if all(isinstance(e, TransientError) for e in errors):
+            # Every failure is worth retrying (5xx, timeout, rate limit): say so with a
+            # retryable error, so the task retries the freeze (holds are idempotent and done
+            # ones are skipped) instead of giving up on the first storm. A rate limit carries
+            # the longest wait the platforms asked for.
+            limited = [e for e in errors if isinstance(e, RateLimited)]
+            where = ",".join(sorted({e.platform for e in errors}))
+            if limited:
+                raise RateLimited(where, max(e.retry_after for e in limited), message)
+            if any(isinstance(e, CircuitOpen) for e in errors):
+                raise CircuitOpen(where, message)  # the task waits out the breaker's cooldown
+            raise TransientError(where, message)
+        raise FirebreakError(message)
     return res
 
 
@@ -182,6 +233,8 @@ def resume_all(db: Database, audit: AuditLog, playbook: Playbook, connectors: di
             if done is not None and done.status == "done":
                 res.resumed += 1
                 continue
+            # An earlier attempt may have reached the platform and lost its answer.
+            maybe_sent = done is not None
             if done is None:
                 s.add(FreezeRecord(incident_id=incident_id, scheduled_post_id=hold.scheduled_post_id, idempotency_key=key,
                                    action="resume", reason="all-clear", snapshot=snap, status="intended", created_at=utcnow()))
@@ -222,6 +275,17 @@ def resume_all(db: Database, audit: AuditLog, playbook: Playbook, connectors: di
                 else:
                     conn.release_scheduled(post, when)
                     new_status = "published" if outcome == "published_now" else "scheduled"
+        except RejectedRequest as exc:
+            if not maybe_sent:
+                _finish(db, key, "failed", str(exc))
+                raise
+            # The platform refuses because the post is no longer held there (Facebook: not an
+            # unpublished post; LinkedIn: not a draft; Mastodon: no such scheduled status).
+            # Only this resume releases it, so the earlier attempt whose answer was lost landed
+            # and the post went out or was dropped as asked: done, not a failure to repeat.
+            new_status = "dropped" if when is None else ("published" if outcome == "published_now" else "scheduled")
+            audit.append(actor, "resume.recovered", f"post:{snap['platform']}:{snap['platform_id']}",
+                         {"incident": incident_id, "outcome": outcome, "platform_said": str(exc)[:300]})
         except ConnectorError as exc:
             _finish(db, key, "failed", str(exc))
             raise

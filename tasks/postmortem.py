@@ -4,6 +4,7 @@ Markdown summary for the Prefect artifact."""
 
 from __future__ import annotations
 
+import base64
 import html
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from sqlalchemy import select
 
 from firebreak.config.playbook import Playbook
 from firebreak.store.db import Database
+from firebreak.tasks import charts
+from firebreak.tasks.charts import BucketStats
 from firebreak.store.models import (
     Approval,
     Draft,
@@ -35,6 +38,34 @@ class PostMortem:
     volume: list[tuple[str, int, int]]  # (bucket iso, mentions, negative)
     held: list[dict[str, Any]] = field(default_factory=list)
     approvals: list[dict[str, Any]] = field(default_factory=list)
+    series: list[BucketStats] = field(default_factory=list)
+    detected_platform_at: datetime | None = None
+
+
+HANDLED = ("answered", "private", "skipped", "hidden")
+
+
+def bucket_stats(rows: list, minutes: int) -> list[BucketStats]:  # type: ignore[type-arg]
+    """Per bucket: volume by sentiment, and the share of mentions needing an answer that had
+    been handled by then (so the chart shows how fast the queue was worked)."""
+    step = minutes * 60
+    if not rows:
+        return []
+    keys = [int(r.created_at.timestamp()) // step for r in rows]
+    lo, hi = min(keys), max(keys)
+    counts = {k: Counter() for k in range(lo, hi + 1)}  # type: ignore[var-annotated]
+    for k, r in zip(keys, rows):
+        counts[k][r.sentiment or "neutral"] += 1
+    needs = sorted(((r.created_at, r.answered_at if r.answer_status in HANDLED else None)
+                    for r in rows if r.answer_status not in (None, "none")), key=lambda t: t[0])
+    out = []
+    for k in range(lo, hi + 1):
+        end = datetime.fromtimestamp((k + 1) * step, tz=rows[0].created_at.tzinfo)
+        due = [a for c, a in needs if c < end]
+        done = sum(1 for a in due if a is not None and a <= end)
+        c = counts[k]
+        out.append(BucketStats(end, sum(c.values()), c["negative"], c["neutral"], c["positive"], len(due), done))
+    return out
 
 
 def _secs(a: datetime | None, b: datetime | None) -> float | None:
@@ -53,19 +84,12 @@ def gather(db: Database, playbook: Playbook, incident_id: int) -> PostMortem:
         approvals = list(s.scalars(select(Approval).where(Approval.draft_id.in_([d.id for d in drafts])).order_by(Approval.at)))
         pubs = list(s.scalars(select(Publication).where(Publication.incident_id == incident_id).order_by(Publication.id)))
         start = (first.created_at if first else inc.started_at) - timedelta(hours=2)
-        rows = s.execute(select(Mention.created_at, Mention.sentiment, Mention.answer_status)
+        rows = s.execute(select(Mention.created_at, Mention.sentiment, Mention.answer_status, Mention.answered_at)
                          .where(Mention.brand == inc.brand, Mention.created_at >= start)).all()
-    step = playbook.detection.bucket_minutes * 60
-    vol: Counter[int] = Counter()
-    neg: Counter[int] = Counter()
-    for created, sentiment, _ in rows:
-        k = int(created.timestamp()) // step
-        vol[k] += 1
-        neg[k] += sentiment == "negative"
-    keys = range(min(vol), max(vol) + 1) if vol else range(0)
-    volume = [(datetime.fromtimestamp(k * step, tz=start.tzinfo).isoformat(), vol[k], neg[k]) for k in keys]
+    series = bucket_stats(rows, playbook.detection.bucket_minutes)
+    volume = [(b.at.isoformat(), b.total, b.negative) for b in series]
     needs = [r for r in rows if r.answer_status not in (None, "none")]
-    handled = [r for r in needs if r.answer_status in ("answered", "private", "skipped", "hidden")]
+    handled = [r for r in needs if r.answer_status in HANDLED]
     delivered = [n for n in notes if n.status == "delivered" and n.kind == "page"]
     holds = [f for f in freezes if f.action == "hold" and f.status == "done"]
     published = [p for p in pubs if p.status == "published"]
@@ -101,7 +125,8 @@ def gather(db: Database, playbook: Playbook, incident_id: int) -> PostMortem:
         incident={"id": inc.id, "brand": playbook.brand.name, "type": inc.type, "severity": inc.severity,
                   "origin_platform": inc.origin_platform, "languages": inc.languages, "topics": inc.topics,
                   "drill": inc.drill, "acknowledged_by": inc.acknowledged_by},
-        figures=figures, timeline=timeline, volume=volume,
+        figures=figures, timeline=timeline, volume=volume, series=series,
+        detected_platform_at=sig.at if sig else None,
         held=[{**f.snapshot, "outcome": next((r.outcome for r in freezes if r.action == "resume"
                                               and r.scheduled_post_id == f.scheduled_post_id), "still held")}
               for f in holds],
@@ -135,7 +160,20 @@ def _svg(volume: list[tuple[str, int, int]], width: int = 720, height: int = 200
             f'<text x="30" y="14" font-size="12">peak {peak} mentions per bucket; blue: all, red: negative</text></svg>')
 
 
-def render_html(pm: PostMortem) -> str:
+def write_charts(pm: PostMortem, folder: Path, stem: str) -> dict[str, Path]:
+    return {
+        "volume": charts.volume_chart(pm.series, pm.detected_platform_at, folder / f"{stem}-volume.png"),
+        "sentiment": charts.sentiment_chart(pm.series, folder / f"{stem}-sentiment.png"),
+        "answered": charts.answered_chart(pm.series, folder / f"{stem}-answered.png"),
+    }
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}" style="max-width:100%">'
+
+
+def render_html(pm: PostMortem, images: dict[str, Path] | None = None) -> str:
     e = html.escape
     inc = pm.incident
     rows = "".join(f"<tr><th>{e(k)}</th><td>{'' if v is None else e(str(v))}</td></tr>" for k, v in pm.figures.items())
@@ -155,7 +193,9 @@ time{{font-family:monospace;color:#555}}</style></head><body>
 <p><b>{e(inc['brand'])}</b> · type <b>{e(str(inc['type']))}</b> · severity <b>{inc['severity']}</b> ·
 started on <b>{e(str(inc['origin_platform']))}</b> · languages {e(', '.join(inc['languages'] or []))} ·
 topic {e(', '.join((inc['topics'] or [])[:6]))} · acknowledged by {e(str(inc['acknowledged_by']))}</p>
-<h2>Mention volume</h2>{_svg(pm.volume)}
+<h2>Mention volume</h2>{_img(images["volume"], "Mention volume with the detection point") if images else _svg(pm.volume)}
+{"<h2>Sentiment</h2>" + _img(images["sentiment"], "Sentiment share over time") if images else ""}
+{"<h2>Answer coverage</h2>" + _img(images["answered"], "Answered share over time") if images else ""}
 <h2>Figures</h2><table>{rows}</table>
 <h2>Timeline</h2><ol>{tl}</ol>
 <h2>Scheduled posts held and resumed</h2><table><tr><th>platform</th><th>was due</th><th>text</th><th>outcome</th></tr>{held}</table>
@@ -179,6 +219,8 @@ def render_markdown(pm: PostMortem, html_path: Path | None = None) -> str:
 def write(db: Database, playbook: Playbook, incident_id: int, folder: Path) -> tuple[Path, str]:
     pm = gather(db, playbook, incident_id)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"postmortem-incident-{incident_id}.html"
-    path.write_text(render_html(pm), encoding="utf-8")
+    stem = f"postmortem-incident-{incident_id}"
+    images = write_charts(pm, folder, stem)  # real PNGs beside the report, and inlined into it
+    path = folder / f"{stem}.html"
+    path.write_text(render_html(pm, images), encoding="utf-8")
     return path, render_markdown(pm, path)

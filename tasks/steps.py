@@ -8,18 +8,24 @@ only for errors that are safe to repeat; the HTTP client retries single calls.
 
 from __future__ import annotations
 
+import functools
+import time
 from contextlib import contextmanager
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar
 
 import structlog
-from prefect import task
+from prefect import get_run_logger, task
+from prefect.context import TaskRunContext
 
 from firebreak.domain import Platform, utcnow
-from firebreak.errors import RateLimited, TransientError
+from firebreak.errors import CircuitOpen, RateLimited, TransientError
 from firebreak.store.models import Draft, Incident
 from firebreak.tasks import approve as approve_mod
 from firebreak.tasks import classify as classify_mod
+from firebreak.tasks import crisis_page as crisis_page_mod
+from firebreak.tasks import engage as engage_mod
 from firebreak.tasks import escalate as escalate_mod
 from firebreak.tasks import freeze as freeze_mod
 from firebreak.tasks import ingest as ingest_mod
@@ -30,15 +36,61 @@ from firebreak.tasks.draft import StatementFacts, draft_statement
 from firebreak.tasks.incident import apply_assessment, open_incident
 from firebreak.tasks.runtime import get_runtime
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+# A platform's "retry after" longer than this is not sat out by a task: the run fails and
+# says why (a LinkedIn daily limit lasts until midnight UTC; a flow should not sleep on it).
+MAX_RATE_LIMIT_WAIT_S = 180.0
+
 
 def _transient(task: Any, run: Any, state: Any) -> bool:
     try:
         state.result()
-    except (TransientError, RateLimited):
+    except RateLimited as exc:
+        return exc.retry_after <= MAX_RATE_LIMIT_WAIT_S
+    except TransientError:
         return True
     except BaseException:
         return False
     return False
+
+
+# An open circuit (connectors/http.py CircuitBreaker) refuses calls for its cooldown, 30 s by
+# default; the error does not say how long is left, so a task waits the whole cooldown.
+CIRCUIT_WAIT_S = 30.0
+
+
+def honour_retry_after(fn: Callable[P, R]) -> Callable[P, R]:
+    """Prefect's retry delays are fixed per attempt; a platform's reset time is not. A task
+    that hits RateLimited (or an open circuit) waits out whatever of `retry_after` (or of the
+    breaker's cooldown) its next fixed delay does not cover, logged on the task run so the
+    wait shows in Prefect right before the retry it precedes, then re-raises for Prefect's own
+    retry. Without this a task retried 1 s into a 60 s throttle or a 30 s open circuit and
+    burnt its retries on refusals. The HTTP client itself never sleeps on either."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (RateLimited, CircuitOpen) as exc:
+            wait_for = exc.retry_after if isinstance(exc, RateLimited) else CIRCUIT_WAIT_S
+            ctx = TaskRunContext.get()
+            if ctx is not None and wait_for <= MAX_RATE_LIMIT_WAIT_S:
+                done = max(ctx.task_run.run_count - 1, 0)  # retries already used
+                if done < ctx.task.retries:
+                    delays = ctx.task.retry_delay_seconds
+                    fixed = (delays[min(done, len(delays) - 1)] if isinstance(delays, list) else delays) or 0
+                    wait = wait_for - float(fixed)
+                    get_run_logger().warning("%s: %s; waiting %.1fs, then Prefect's %ss retry delay", exc.platform,
+                                             "rate limited" if isinstance(exc, RateLimited) else "circuit open",
+                                             max(wait, 0.0), fixed)
+                    if wait > 0:
+                        time.sleep(wait)
+            raise
+
+    return wrapper
 
 
 @contextmanager
@@ -46,8 +98,19 @@ def stage(incident_id: int | None, name: str) -> Iterator[None]:
     """Record a stage's wall-clock start and end on the incident (the drill report reads them)."""
     rt = get_runtime()
     started, v_started = utcnow(), rt.clock.now()
-    with structlog.contextvars.bound_contextvars(stage=name, incident_id=incident_id):
-        yield
+    try:
+        with structlog.contextvars.bound_contextvars(stage=name, incident_id=incident_id):
+            yield
+    finally:
+        # Also when the attempt fails: a stage starts with its first attempt, and what that
+        # attempt did (a post it released before its answer was lost) happened inside the
+        # stage. Recorded only on success, a retried resume looked as if it began after the
+        # post it had released went out, i.e. as if that post went out during the freeze.
+        _record_stage(incident_id, name, started, v_started)
+
+
+def _record_stage(incident_id: int | None, name: str, started: datetime, v_started: datetime) -> None:
+    rt = get_runtime()
     if incident_id is not None:
         with rt.db.session() as s:
             inc = s.get(Incident, incident_id)
@@ -67,7 +130,10 @@ def connectors() -> dict[Platform, Any]:
     return {p: rt.connector(p) for p in rt.playbook.brand.accounts}
 
 
-@task(name="ingest", retries=3, retry_delay_seconds=[1, 5, 15], retry_condition_fn=_transient)
+# Retries resume from the cursor saved after the last stored page, so they are cheap; under
+# a storm (5xx, resets, 429 storms on a long drain) three were not always enough.
+@task(name="ingest", retries=6, retry_delay_seconds=[1, 2, 5, 10, 15], retry_condition_fn=_transient)
+@honour_retry_after
 def ingest(platform: str) -> dict[str, Any]:
     rt = get_runtime()
     with structlog.contextvars.bound_contextvars(platform=platform):
@@ -92,6 +158,7 @@ def detect() -> int | None:
 
 
 @task(name="own-queue", retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)
+@honour_retry_after
 def own_queue() -> int:
     rt = get_runtime()
     return publish_mod.run_own_queue(rt.db, rt.audit, rt.brand, connectors(), rt.clock.now())
@@ -116,7 +183,9 @@ def escalate(incident_id: int) -> dict[str, Any]:
     return {"acknowledged_by": res.acknowledged_by, "pages": len(res.pages), "exhausted": res.exhausted}
 
 
-@task(name="freeze", retries=3, retry_delay_seconds=[1, 3, 10], retry_condition_fn=_transient)
+# Short delays: the freeze races posts that are about to go out; holds are idempotent.
+@task(name="freeze", retries=6, retry_delay_seconds=[0.5, 1, 2, 3, 5], retry_condition_fn=_transient)
+@honour_retry_after
 def freeze(incident_id: int) -> dict[str, Any]:
     rt = get_runtime()
     with stage(incident_id, "freeze"):
@@ -144,12 +213,26 @@ def draft(incident_id: int, kind: str, sequence: int, update_number: int = 0,
     return d.id
 
 
-@task(name="publish", retries=3, retry_delay_seconds=[1, 3, 10], retry_condition_fn=_transient)
+# Each retry asks the platform (find_published) before resending a part whose fate is
+# unknown, so retrying is safe; a storm needs more than three.
+@task(name="publish", retries=6, retry_delay_seconds=[1, 2, 3, 5, 10], retry_condition_fn=_transient)
+@honour_retry_after
 def publish(incident_id: int, draft_id: int) -> list[dict[str, Any]]:
     rt = get_runtime()
     with stage(incident_id, "publish"):
         out = publish_mod.publish_draft(rt.db, rt.audit, rt.playbook, connectors(), incident_id, draft_id)
+        # The crisis page follows every publication, so it never says less than the channels.
+        crisis_page_mod.write(rt.db, rt.playbook, incident_id, rt.settings.data_dir / "crisis-page")
     return [{"platform": p.platform, "remote_id": p.remote_id, "sha256": p.sha256, "at": p.at.isoformat()} for p in out]
+
+
+@task(name="engage", retries=3, retry_delay_seconds=[1, 3, 10], retry_condition_fn=_transient)
+def engage(incident_id: int) -> dict[str, Any]:
+    rt = get_runtime()
+    with stage(incident_id, "engage"):
+        res = engage_mod.engage(rt.db, rt.audit, rt.playbook, connectors(), incident_id)
+    return {"answered": res.answered, "private": res.private, "hidden": res.hidden, "skipped": res.skipped,
+            "failed": len(res.failed)}
 
 
 @task(name="brief-staff")
@@ -162,7 +245,8 @@ def brief_staff(incident_id: int, draft_id: int) -> list[str]:
     return escalate_mod.brief_staff(rt.db, rt.audit, rt.playbook, rt.notifiers(), incident_id, text)
 
 
-@task(name="resume", retries=3, retry_delay_seconds=[1, 3, 10], retry_condition_fn=_transient)
+@task(name="resume", retries=6, retry_delay_seconds=[1, 2, 3, 5, 10], retry_condition_fn=_transient)
+@honour_retry_after
 def resume(incident_id: int) -> dict[str, Any]:
     rt = get_runtime()
     with stage(incident_id, "resume"):

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from firebreak.connectors.sandbox.faults import FaultMiddleware
 from firebreak.connectors.sandbox.state import SandboxState
 from firebreak.domain import Platform
 
@@ -65,6 +66,10 @@ def create_app(state: SandboxState) -> FastAPI:
                 raise
             continue  # platform not emulated yet
         app.include_router(mod.router(state), prefix=f"/{platform.value}")
+
+    # Outermost of the app's own middleware (added last): a fault is injected before the
+    # request is observed, and a write's answer is lost only after the write happened.
+    app.add_middleware(FaultMiddleware, state=state)
 
     @app.get("/_sandbox/state")
     def sandbox_state() -> dict[str, Any]:

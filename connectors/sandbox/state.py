@@ -13,10 +13,13 @@ import itertools
 import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firebreak.clock import Clock
 from firebreak.domain import Platform
+
+if TYPE_CHECKING:
+    from firebreak.connectors.sandbox.faults import FaultInjector
 
 BRAND_DID = "did:plc:fjelloutdoor000000000000"
 
@@ -78,6 +81,9 @@ class SandboxState:
         self.idempotency: dict[tuple[Platform, str], SandboxPost] = {}
         # Hooks a fault profile can use (issue: fault injection); empty by default.
         self.faults: dict[Platform, Any] = {}
+        # Random fault profiles per platform, with their seeded schedule and counters
+        # (faults.py; `install_faults`). None: every request is served as asked.
+        self.fault_injector: FaultInjector | None = None
 
     # -- ids -------------------------------------------------------------------------------
     def new_id(self, platform: Platform) -> str:

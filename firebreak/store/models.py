@@ -85,6 +85,7 @@ class Mention(Base):
     crisis_types: Mapped[list[Any] | None] = mapped_column(JSON)
     # Engagement: open | answered | private | skipped | hidden | none (needs no answer)
     answer_status: Mapped[str | None] = mapped_column(String(16))
+    answered_at: Mapped[datetime | None]  # when it was answered, moved private, skipped or hidden
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
 
 
@@ -295,3 +296,40 @@ class Alert(Base):
     received_at: Mapped[datetime]
     event_emitted_at: Mapped[datetime | None]
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+
+
+class Engagement(Base):
+    """One action on one mention (a reply, moving it to a private channel, hiding abuse, a
+    deliberate skip), exactly once: the key is written before the platform call."""
+
+    __tablename__ = "engagements"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    mention_id: Mapped[int] = mapped_column(ForeignKey("mentions.id"))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    action: Mapped[str] = mapped_column(String(16))  # reply | private | hide | skip
+    template: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="intended")  # intended | done | failed
+    remote_id: Mapped[str | None] = mapped_column(String(256))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+
+
+class ApprovalCode(Base):
+    """A one-time code or signed-link nonce sent to one approver for one draft (HMAC only)."""
+
+    __tablename__ = "approval_codes"
+    __table_args__ = (Index("ix_approval_codes_lookup", "draft_id", "person", "kind"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id"))
+    person: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))  # code | link
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

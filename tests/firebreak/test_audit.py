@@ -9,6 +9,21 @@ from firebreak.cli import main
 from firebreak.store.models import AuditEvent
 
 
+def _tamper(db):  # type: ignore[no-untyped-def]
+    """A session that edits the log the way an attacker with database superuser rights
+    would: on PostgreSQL the append-only trigger is bypassed first."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def cm():  # type: ignore[no-untyped-def]
+        with db.session() as s:
+            if db.dialect == "postgresql":
+                s.execute(sa.text("SET LOCAL session_replication_role = replica"))
+            yield s
+
+    return cm()
+
+
 def _fill(audit: AuditLog, n: int = 5) -> None:
     for i in range(n):
         audit.append("tester", "thing.done", f"thing:{i}", {"i": i, "note": "é ✓"})
@@ -22,7 +37,7 @@ def test_intact_chain_verifies(audit: AuditLog) -> None:
 
 def test_edited_event_is_named(db, audit: AuditLog) -> None:  # type: ignore[no-untyped-def]
     _fill(audit)
-    with db.session() as s:
+    with _tamper(db) as s:
         ev = s.get(AuditEvent, 3)
         ev.payload = {"i": 99, "note": "é ✓"}
     res = audit.verify()
@@ -31,7 +46,7 @@ def test_edited_event_is_named(db, audit: AuditLog) -> None:  # type: ignore[no-
 
 def test_deleted_event_is_named(db, audit: AuditLog) -> None:  # type: ignore[no-untyped-def]
     _fill(audit)
-    with db.session() as s:
+    with _tamper(db) as s:
         s.execute(sa.delete(AuditEvent).where(AuditEvent.seq == 2))
     res = audit.verify()
     assert not res.ok and res.bad_seq == 3
@@ -40,7 +55,7 @@ def test_deleted_event_is_named(db, audit: AuditLog) -> None:  # type: ignore[no
 def test_inserted_event_is_named(db, audit: AuditLog) -> None:  # type: ignore[no-untyped-def]
     """A forger renumbers the tail to make room and inserts a well-formed event at 3."""
     _fill(audit)
-    with db.session() as s:
+    with _tamper(db) as s:
         for seq in (5, 4, 3):
             s.execute(sa.update(AuditEvent).where(AuditEvent.seq == seq).values(seq=seq + 1))
         prev = s.get(AuditEvent, 2).hash
@@ -55,7 +70,7 @@ def test_inserted_event_is_named(db, audit: AuditLog) -> None:  # type: ignore[n
 
 def test_reordered_events_are_named(db, audit: AuditLog) -> None:  # type: ignore[no-untyped-def]
     _fill(audit)
-    with db.session() as s:
+    with _tamper(db) as s:
         s.execute(sa.update(AuditEvent).where(AuditEvent.seq == 2).values(seq=-2))
         s.execute(sa.update(AuditEvent).where(AuditEvent.seq == 4).values(seq=2))
         s.execute(sa.update(AuditEvent).where(AuditEvent.seq == -2).values(seq=4))
@@ -66,7 +81,7 @@ def test_reordered_events_are_named(db, audit: AuditLog) -> None:  # type: ignor
 def test_truncated_tail_needs_the_expected_head(db, audit: AuditLog) -> None:  # type: ignore[no-untyped-def]
     _fill(audit)
     head = audit.verify().head
-    with db.session() as s:
+    with _tamper(db) as s:
         s.execute(sa.delete(AuditEvent).where(AuditEvent.seq == 5))
     assert audit.verify().ok  # a shorter chain is still a chain…
     assert not audit.verify(expect_head=head).ok  # …but not the one we recorded
@@ -83,7 +98,7 @@ def test_cli_verify_exit_codes(db, audit: AuditLog, capsys) -> None:  # type: ig
     _fill(audit)
     url = db.engine.url.render_as_string(hide_password=False)
     assert main(["audit", "verify", "--database", url]) == 0
-    with db.session() as s:
+    with _tamper(db) as s:
         s.get(AuditEvent, 4).actor = "someone-else"
     assert main(["audit", "verify", "--database", url]) == 1
     assert "event 4" in capsys.readouterr().err
