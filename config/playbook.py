@@ -220,6 +220,11 @@ class Engagement(_Model):
         return v
 
 
+class AccountSecurity(_Model):
+    rotate_credentials: list[str] = Field(
+        default_factory=list, description="credentials to rotate when a crisis type orders a lockdown")
+
+
 class DrillConfig(_Model):
     approvers: list[str] = Field(min_length=1, description="person ids who sign drafts in a drill")
     acknowledge_level: int = Field(2, ge=1, description="the drill acknowledges at this level")
@@ -304,6 +309,7 @@ class Playbook(_Model):
     resolve: Resolve = Field(default_factory=Resolve)
     engagement: Engagement = Field(default_factory=Engagement)
     banned_phrases: list[str] = Field(default_factory=list)
+    account_security: AccountSecurity = Field(default_factory=AccountSecurity)
     drill: DrillConfig
     intake: Intake = Field(default_factory=Intake)
 

@@ -181,7 +181,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Benchmarks print medians over repeated runs (never timed tests)."""
-    targets = ("drill", "ingest", "triage") if args.target == "all" else (args.target,)
+    targets = ("drill", "ingest", "triage", "approval") if args.target == "all" else (args.target,)
     for target in targets:
         if target == "drill":
             _bench_drill(args.runs)
@@ -189,12 +189,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
             from firebreak.tasks.bench_ingest import bench_ingest, format_report
 
             print(format_report(bench_ingest(None, args.mentions, args.runs)))
+        elif target == "approval":
+            from firebreak.flows.bench_web import bench_approval_page
+
+            r = bench_approval_page()
+            print(f"approval page over {r['loads']} loads on loopback: median {r['median_ms']} ms, "
+                  f"p95 {r['p95_ms']} ms, max {r['max_ms']} ms (goal: under 200 ms)")
         elif target == "triage":
             from firebreak.tasks.bench import bench_triage, print_bench_triage, sample_texts
 
             print_bench_triage(bench_triage(sample_texts(Path(args.data)), runs=args.runs))
         else:
-            raise FirebreakError(f"unknown benchmark {target!r}; available: drill, ingest, triage, all")
+            raise FirebreakError(f"unknown benchmark {target!r}; available: drill, ingest, triage, approval, all")
     return 0
 
 
@@ -350,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_monitor)
 
     be = sub.add_parser("bench", help="benchmarks (medians over repeated runs)")
-    be.add_argument("target", nargs="?", default="drill", help="drill | ingest | triage | all")
+    be.add_argument("target", nargs="?", default="drill", help="drill | ingest | triage | approval | all")
     be.add_argument("--runs", type=int, default=5)
     be.add_argument("--mentions", type=int, default=5000, help="ingest: mentions per platform")
     be.add_argument("--data", default="../shared/data", help="triage: folder with the shared data")

@@ -8,7 +8,7 @@ report checks Firebreak rather than repeating what Firebreak believes.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -119,7 +119,9 @@ def build_report(setup: "DrillSetup", rt: Runtime, sandbox: SandboxServer, mailb
             "approval_to_origin_published": _secs(holding.approved_at if holding else None,
                                                   origin_pub.published_at if origin_pub else None),
         },
-        "artifacts": {"postmortem_html": result["response"].get("postmortem_html")},
+        "artifacts": {"postmortem_html": result["response"].get("postmortem_html"),
+                      "crisis_page_html": str(rt.settings.data_dir / "crisis-page" / "index.html")},
+        "engagement": {"answered_share": _answered_share(db, inc)},
         "deliveries": {"emails_received": len(mailbox.messages), "slack_messages": len(sandbox.app.state.webhooks)},
         "operator_errors": result["operator_errors"],
     }
@@ -136,6 +138,15 @@ def _faults(state: Any) -> dict[str, Any]:
     if inj is None:
         return {"profile": None, "seed": None, "total": 0, "by_kind": {}, "by_platform": {}}
     return {"profile": inj.name, "seed": inj.seed, **inj.summary()}
+
+
+def _answered_share(db, inc: Incident) -> float | None:  # type: ignore[no-untyped-def]
+    """Of the storm's mentions that needed an answer, the share answered, moved private,
+    hidden or deliberately skipped by the end of the drill."""
+    from firebreak.tasks.engage import coverage
+
+    handled, needing = coverage(db, inc.brand, inc.started_at - timedelta(hours=1))
+    return round(handled / needing, 3) if needing else None
 
 
 def print_timeline(report: dict[str, Any]) -> None:
@@ -174,8 +185,10 @@ def print_timeline(report: dict[str, Any]) -> None:
     if fi.get("total"):
         print(f"  faults injected ({fi['profile']}, seed {fi['seed']}): {fi['total']} — "
               + ", ".join(f"{k} {v}" for k, v in fi["by_kind"].items()))
+    print(f"  answer coverage: {report['engagement']['answered_share']}")
     if report["artifacts"].get("postmortem_html"):
         print(f"  post-mortem: {report['artifacts']['postmortem_html']}")
+        print(f"  crisis page: {report['artifacts']['crisis_page_html']}")
     if report["operator_errors"]:
         print(f"  drill operator errors: {report['operator_errors'][:3]}")
     print()

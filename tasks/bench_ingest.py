@@ -89,30 +89,61 @@ def _mentions(platform: Platform, n: int, account: str) -> tuple[list[Any], list
     return items, posts
 
 
-def _run_once(platforms: list[Platform], n: int, workdir: Path, run: int,
-              results: dict[Platform, PlatformResult]) -> None:
-    from pydantic import SecretStr
-
+def _serve_sandbox(platforms: list[str], n: int, port: int) -> None:
+    """Child process: a sandbox holding `n` mentions per platform. The platforms are remote
+    in production, so the emulator must not share the client's interpreter (and its GIL)."""
     from firebreak.clock import VirtualClock
     from firebreak.config.playbook import load_playbook
-    from firebreak.config.settings import DEFAULT_PLAYBOOK, Settings
-    from firebreak.connectors import build_connector
+    from firebreak.config.settings import DEFAULT_PLAYBOOK
     from firebreak.connectors.sandbox.server import SandboxServer
     from firebreak.connectors.sandbox.state import SandboxState
-    from firebreak.store.db import Database
-    from firebreak.tasks.ingest import ingest_platform
 
     playbook = load_playbook(DEFAULT_PLAYBOOK)
     state = SandboxState(VirtualClock(T0, compression=0.0),
                          brand_handle={p: a.handle for p, a in playbook.brand.accounts.items()})
-    # Benchmarks make far more requests than a drill; the log is not what is measured.
-    state.request_log_limit = 0
-    for p in platforms:
+    state.request_log_limit = 0  # benchmarks make far more requests than a drill
+    for name in platforms:
+        p = Platform(name)
         items, posts = _mentions(p, n, playbook.brand.accounts[p].id)
         state.load(items, [], posts)
+    SandboxServer(state, port=port).serve_forever()
+
+
+def _run_once(platforms: list[Platform], n: int, workdir: Path, run: int,
+              results: dict[Platform, PlatformResult]) -> None:
+    import multiprocessing
+
+    import httpx
+    from pydantic import SecretStr
+
+    from firebreak.config.playbook import load_playbook
+    from firebreak.config.settings import DEFAULT_PLAYBOOK, Settings
+    from firebreak.connectors import build_connector
+    from firebreak.connectors.sandbox.server import free_port
+    from firebreak.errors import FirebreakError
+    from firebreak.store.db import Database
+    from firebreak.tasks.ingest import ingest_platform
+
+    playbook = load_playbook(DEFAULT_PLAYBOOK)
+    port = free_port()
+    child = multiprocessing.get_context("spawn").Process(
+        target=_serve_sandbox, args=([p.value for p in platforms], n, port), daemon=True)
+    child.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/_sandbox/state", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or not child.is_alive():
+            child.kill()
+            raise FirebreakError("benchmark sandbox did not start")
+        time.sleep(0.1)
     creds = {"token": SecretStr("bench-token"), "password": SecretStr("bench-password")}
-    with SandboxServer(state) as sandbox:
-        settings = Settings(sandbox_url=sandbox.url, data_dir=workdir,
+    try:
+        settings = Settings(sandbox_url=url, data_dir=workdir,
                             **{p.value: getattr(Settings(), p.value).model_copy(update=creds) for p in Platform})
         for p in platforms:
             db = Database(f"sqlite:///{workdir / f'bench-{p.value}-{run}.db'}")
@@ -129,6 +160,9 @@ def _run_once(platforms: list[Platform], n: int, workdir: Path, run: int,
             r.seconds.append(elapsed)
             r.pages = stats.pages
             gc.collect()
+    finally:
+        child.terminate()
+        child.join(timeout=10)
 
 
 def bench_ingest(platforms: list[Platform | str] | None = None, n_mentions: int = 5000, runs: int = 3,

@@ -96,8 +96,11 @@ def engage(db: Database, audit: AuditLog, playbook: Playbook, connectors: dict[P
                                       (Mention.offensive.is_(True)) & (Mention.answer_status.not_in(("hidden", "skipped")))))
             .order_by(Mention.created_at).limit(limit)))
         items: list[_Item] = []
+        lockdown = inc.type is not None and playbook.crisis_type(inc.type).lockdown
         for m in queue:
             action, reason = decide(m, playbook)
+            if lockdown and action in ("private", "reply"):
+                continue  # account lockdown: only approved crisis statements go out; the reply waits
             if Platform(m.platform) not in connectors:
                 action, reason = "skip", f"no connector for {m.platform}"
             it = _Item(m, action, reason, f"engage:{m.id}")

@@ -18,6 +18,7 @@ from firebreak.connectors.notify import Notifier
 from firebreak.domain import utcnow
 from firebreak.store.db import Database
 from firebreak.store.models import Incident
+from firebreak.tasks.lockdown import rotation_notice
 from firebreak.tasks.notify import Outgoing, send_once
 
 log = get_logger("firebreak.tasks.escalate")
@@ -40,6 +41,8 @@ def page_text(inc: Incident, playbook: Playbook, level: int) -> tuple[str, str]:
         f"All scheduled posts are being frozen. A holding statement is being drafted for approval.\n"
         f"Acknowledge: firebreak ack {inc.id} --as YOUR_ID"
     )
+    if inc.type and playbook.crisis_type(inc.type).lockdown:
+        body = rotation_notice(playbook) + "\n\n" + body
     return subject, body
 
 

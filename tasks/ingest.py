@@ -53,9 +53,10 @@ def store_mentions(session: Session, brand: str, mentions: list[Mention]) -> int
     ]
     dialect = session.get_bind().dialect.name
     ins = pg_insert(MentionRow) if dialect == "postgresql" else sqlite_insert(MentionRow)
-    stmt = ins.values(rows).on_conflict_do_nothing(index_elements=["platform", "platform_id"])
-    # RETURNING counts what was really inserted; rowcount is unreliable for multi-row inserts.
-    return len(session.execute(stmt.returning(MentionRow.id)).all())
+    stmt = ins.on_conflict_do_nothing(index_elements=["platform", "platform_id"]).returning(MentionRow.id)
+    # executemany of one cached statement (not a fresh multi-row VALUES per page); RETURNING
+    # counts what was really inserted, where rowcount is unreliable.
+    return len(session.execute(stmt, rows).all())
 
 
 def _cursor(session: Session, brand: str, platform: str, stream: str) -> IngestCursor:

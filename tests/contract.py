@@ -59,29 +59,8 @@ def check(exchanges: list[Exchange], tally: Tally = _tally) -> None:
 
 
 # -- pytest hooks -----------------------------------------------------------------------------
-def _patch_sandbox_app() -> None:
-    """Until `create_app` installs the recorder itself (one line in sandbox/app.py), wrap it
-    where it is looked up. Harmless once that line exists: install() is idempotent."""
-    from firebreak.connectors.sandbox import app as app_mod
-    from firebreak.connectors.sandbox import server as server_mod
-
-    original = app_mod.create_app
-    if getattr(original, "_records_exchanges", False):
-        return
-
-    def create_app(state: Any) -> Any:
-        app = original(state)
-        recorder.install(app, state)
-        return app
-
-    create_app._records_exchanges = True  # type: ignore[attr-defined]
-    app_mod.create_app = create_app  # type: ignore[assignment]
-    server_mod.create_app = create_app  # type: ignore[assignment]
-
-
 def pytest_configure(config: pytest.Config) -> None:
     recorder.start()
-    _patch_sandbox_app()
 
 
 @pytest.hookimpl(hookwrapper=True)

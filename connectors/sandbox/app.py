@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from firebreak.connectors.sandbox.faults import FaultMiddleware
+from firebreak.connectors.sandbox.recorder import install as install_recorder
 from firebreak.connectors.sandbox.state import SandboxState
 from firebreak.domain import Platform
 
@@ -70,6 +71,9 @@ def create_app(state: SandboxState) -> FastAPI:
     # Outermost of the app's own middleware (added last): a fault is injected before the
     # request is observed, and a write's answer is lost only after the write happened.
     app.add_middleware(FaultMiddleware, state=state)
+    # Outermost, so the contract recorder (idle unless a test session switches it on) sees
+    # what the connectors really sent, injected faults included.
+    install_recorder(app, state)
 
     @app.get("/_sandbox/state")
     def sandbox_state() -> dict[str, Any]:

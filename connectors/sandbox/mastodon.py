@@ -127,6 +127,8 @@ def router(state: SandboxState) -> APIRouter:
         return _account(m.author_id or str(abs(hash(m.author)) % 10**12), m.author, "social.example", local=False,
                         display=m.author, followers=m.followers, statuses=0)
 
+    search_cache: dict[tuple[str, int, str], list[tuple[int, Any]]] = {}
+
     def sid_public(created_at: datetime, sid: str) -> str:
         return public_id(created_at, sid)
 
@@ -189,8 +191,16 @@ def router(state: SandboxState) -> APIRouter:
         if kind not in (None, "statuses"):
             return json_response(empty)
         terms = [q.strip('"')]
-        rows = [(int(sid_public(m.created_at, m.id)), m) for m in state.visible_mentions(P, ("mention", "reply"))
-                if text_matches(m.text, terms)]
+        visible = state.visible_mentions(P, ("mention", "reply"))
+        # A drain pages through the same hits: match and id them once per (query, what exists).
+        key = (q, len(visible), visible[-1].id if visible else "")
+        rows = search_cache.get(key)
+        if rows is None:
+            if len(search_cache) > 32:
+                search_cache.clear()
+            rows = search_cache[key] = sorted(
+                ((int(sid_public(m.created_at, m.id)), m) for m in visible if text_matches(m.text, terms)),
+                key=lambda r: r[0], reverse=True)
         limit = _int(ctx, "limit", 20, 40)
         raw_offset = ctx.query.get("offset", "")
         offset = int(raw_offset) if raw_offset.isdigit() and kind else 0  # only with `type`, as Mastodon

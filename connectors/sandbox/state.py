@@ -9,6 +9,7 @@ up as published during the freeze.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import threading
 from dataclasses import asdict, dataclass, field
@@ -126,7 +127,9 @@ class SandboxState:
         now = self.now()
         with self.lock:
             items = self.mentions[platform]
-            return [m for m in items if m.created_at <= now and (kinds is None or m.kind in kinds)]
+            # Kept sorted by time (load): cut at "now" instead of scanning a storm's worth per page.
+            upto = bisect.bisect_right(items, now, key=lambda m: m.created_at)
+            return items[:upto] if kinds is None else [m for m in items[:upto] if m.kind in kinds]
 
     def add_post(self, platform: Platform, text: str, *, idempotency_key: str = "", reply_to: str = "",
                  media: list[str] | None = None, post_id: str | None = None, **extra: Any) -> tuple[SandboxPost, bool]:

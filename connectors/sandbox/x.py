@@ -136,7 +136,7 @@ def router(state: SandboxState) -> APIRouter:
         for name, val in (("since_id", since), ("until_id", until)):
             if val is not None and not val.isdigit():
                 raise api.error(400, f"The `{name}` query parameter value [{val}] is not valid")
-        rows = sorted(items, key=lambda r: int(r[0]), reverse=True)
+        rows = _sorted_desc(items)
         rows = [r for r in rows
                 if (since is None or int(r[0]) > int(since))
                 and (until is None or int(r[0]) < int(until))
@@ -149,6 +149,20 @@ def router(state: SandboxState) -> APIRouter:
         if len(rows) > limit:
             meta["next_token"] = _token(chunk[-1][0])
         return [r[1][0] for r in chunk], meta
+
+    # A drain asks for page after page of the same listing: sort it once per listing (keyed
+    # by what it contains), not once per page, so the emulator is not the bottleneck.
+    sorted_cache: dict[tuple[int, int, str], list[tuple[str, Any]]] = {}
+    search_cache: dict[tuple[str, int, str], list[SandboxMention]] = {}
+
+    def _sorted_desc(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+        key = (len(items), id(items[0][1][0]) if items else 0, items[-1][0] if items else "")
+        hit = sorted_cache.get(key)
+        if hit is None:
+            if len(sorted_cache) > 64:
+                sorted_cache.clear()
+            hit = sorted_cache[key] = sorted(items, key=lambda r: int(r[0]), reverse=True)
+        return hit
 
     def mentions_response(ctx: Ctx, found: list[SandboxMention]) -> Response:
         fields = set(filter(None, ctx.query.get("post.fields", "").split(",")))
@@ -177,8 +191,14 @@ def router(state: SandboxState) -> APIRouter:
         if not query or len(query) > 4096:
             raise api.error(400, "The `query` query parameter can not be empty")
         terms, excluded = search_terms(query)
-        found = [m for m in state.visible_mentions(P, ("mention", "reply"))
-                 if text_matches(m.text, terms) and m.author.lower() not in excluded]
+        visible = state.visible_mentions(P, ("mention", "reply"))
+        key = (query, len(visible), visible[-1].id if visible else "")
+        found = search_cache.get(key)
+        if found is None:  # a drain pages through the same hits: match them once
+            if len(search_cache) > 32:
+                search_cache.clear()
+            found = search_cache[key] = [m for m in visible
+                                         if text_matches(m.text, terms) and m.author.lower() not in excluded]
         return mentions_response(ctx, found)
 
     @api.route("GET", "/2/users/{id}/mentions")

@@ -73,6 +73,18 @@ def test_severity_one_needs_two_people_in_two_roles(drill) -> None:  # type: ign
     assert all(a["channel"] == "drill" for a in r["approvals"])
 
 
+def test_artifacts_exist(drill) -> None:  # type: ignore[no-untyped-def]
+    r, *_ = drill
+    pm = Path(r["artifacts"]["postmortem_html"])
+    page = Path(r["artifacts"]["crisis_page_html"])
+    assert pm.exists() and page.exists()
+    html = pm.read_text()
+    assert html.count("data:image/png;base64,") == 3  # volume, sentiment, answered share
+    assert "Questions for the team" in html
+    assert "Resolved" in page.read_text()
+    assert r["engagement"]["answered_share"] > 0.9
+
+
 def test_escalation_reached_level_two(drill) -> None:  # type: ignore[no-untyped-def]
     r, *_ = drill
     pages = [n for n in r["notifications"] if n["kind"] == "page"]

@@ -73,3 +73,21 @@ def test_lost_reply_is_looked_up_before_resending(db, audit, playbook) -> None: 
     engage(db, audit, playbook, {Platform.FACEBOOK: fb}, inc.id)
     assert len(fb.posts) == 1  # found on the platform, not reposted
     assert isinstance(TransientError("x", "y"), Exception)
+
+
+def test_lockdown_holds_replies_but_still_hides_abuse(db, audit, playbook) -> None:  # type: ignore[no-untyped-def]
+    from firebreak.tasks.escalate import page_text
+    from firebreak.tasks.lockdown import locked_down
+
+    inc = make_incident(db, playbook, ctype="data_breach")
+    with db.session() as s:
+        s.get(type(inc), inc.id).started_at = utcnow() - timedelta(minutes=30)
+    _mention(db, "q1", "Was my data leaked?", sentiment="neutral")
+    _mention(db, "a1", "you idiots go to hell", offensive=True, offensive_score=0.97, answer_status="none")
+    fb = HidingPlatform(Platform.FACEBOOK)
+    res = engage(db, audit, playbook, {Platform.FACEBOOK: fb}, inc.id)
+    assert locked_down(db, playbook, "fjell") is not None
+    assert fb.posts == [] and fb.hidden == ["a1"] and res.answered == 0
+    with db.session() as s:
+        inc_row = s.get(type(inc), inc.id)
+        assert "Rotate these credentials" in page_text(inc_row, playbook, 1)[1]
