@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from firebreak.clock import VirtualClock
 from firebreak.store.models import Notification
@@ -13,22 +12,25 @@ from tests.fakes import FakeNotifier, make_incident
 
 def test_level_two_paged_after_level_one_times_out(db, audit, playbook) -> None:  # type: ignore[no-untyped-def]
     inc = make_incident(db, playbook, severity=1)
-    notifiers = {"slack": FakeNotifier("slack"), "email": FakeNotifier("email")}
     clock = VirtualClock(datetime(2026, 1, 1, tzinfo=timezone.utc))  # frozen: sleeps jump ahead
 
-    def ack_when_leadership_paged() -> None:
-        while not any(t == "@dewi" for t, _ in notifiers["slack"].sent):
-            threading.Event().wait(0.01)
-        acknowledge(db, audit, inc.id, "dewi", "cli")
+    class AckingSlack(FakeNotifier):
+        """Dewi answers the moment her page arrives (no thread racing a clock that jumps)."""
 
-    t = threading.Thread(target=ack_when_leadership_paged)
-    t.start()
+        def send(self, target, message):  # type: ignore[no-untyped-def]
+            delivery = super().send(target, message)
+            if target == "@dewi":
+                acknowledge(db, audit, inc.id, "dewi", "cli")
+            return delivery
+
+    notifiers = {"slack": AckingSlack("slack"), "email": FakeNotifier("email")}
     res = run_escalation(db, audit, playbook, notifiers, clock, inc.id, poll_s=60)
-    t.join()
     assert res.acknowledged_by == "dewi"
-    levels = {p["level"] for p in res.pages}
-    assert levels == {1, 2}
+    assert {p["level"] for p in res.pages} == {1, 2}
     assert {t for t, _ in notifiers["slack"].sent} >= {"@maria", "@tomas", "@dewi", "@ingrid"}
+    # Nobody acknowledged level 1, so level 2 came only after level 1's timeout.
+    assert clock.now() - datetime(2026, 1, 1, tzinfo=timezone.utc) >= timedelta(
+        minutes=playbook.escalation.policies["standard"].levels[0].ack_timeout_minutes)
 
 
 def test_pages_are_not_sent_twice_after_a_rerun(db, audit, playbook) -> None:  # type: ignore[no-untyped-def]
