@@ -109,7 +109,7 @@ def test_5xx_and_latency(sandbox, sandbox_state) -> None:  # type: ignore[no-unt
 
 def test_reset_before_a_write_applies_nothing(sandbox, sandbox_state) -> None:  # type: ignore[no-untyped-def]
     inj = install_faults(sandbox_state, only(Platform.MASTODON, reset_rate=1.0))
-    with httpx.Client(base_url=sandbox.url, headers=AUTH) as c, pytest.raises(httpx.RemoteProtocolError):
+    with httpx.Client(base_url=sandbox.url, headers=AUTH) as c, pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):  # how a reset surfaces varies with timing
         c.post("/mastodon/api/v1/statuses", json={"status": "hello"})
     assert sandbox_state.posts[Platform.MASTODON] == []
     assert inj is not None and inj.summary()["total"] == 1
@@ -121,7 +121,7 @@ def test_reset_before_a_write_applies_nothing(sandbox, sandbox_state) -> None:  
 
 def test_timeout_after_write_applies_the_write(sandbox, sandbox_state) -> None:  # type: ignore[no-untyped-def]
     install_faults(sandbox_state, only(Platform.X, write_timeout_rate=1.0))
-    with httpx.Client(base_url=sandbox.url, headers=AUTH) as c, pytest.raises(httpx.RemoteProtocolError):
+    with httpx.Client(base_url=sandbox.url, headers=AUTH) as c, pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):  # how a reset surfaces varies with timing
         c.post("/x/2/tweets", json={"text": "statement one"})  # the answer is dropped half-way
     assert [p.text for p in sandbox_state.posts[Platform.X]] == ["statement one"]
 
