@@ -68,4 +68,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
 def get_logger(name: str = "firebreak", **context: Any) -> structlog.stdlib.BoundLogger:
     if not name.startswith("firebreak"):
         name = f"firebreak.{name}"
-    return structlog.get_logger(name).bind(**context)
+    # Stay a lazy proxy: binding here, at import time, would freeze structlog's default
+    # configuration (print everything) into module-level loggers before configure_logging runs.
+    logger = structlog.get_logger(name)
+    return logger.bind(**context) if context else logger  # type: ignore[no-any-return]
