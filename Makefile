@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_EXTRA_LOGGERS := firebreak
 
-.PHONY: setup drill test test-fast bench lock clean
+.PHONY: setup drill test test-postgres test-fast bench lock clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,11 @@ drill: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The same suite with every database on PostgreSQL (a fresh database per test that builds one;
+# server: FIREBREAK_TEST_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/postgres).
+test-postgres: $(STAMP)
+	FIREBREAK_TEST_DATABASE=postgresql $(BIN)/python -m pytest
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration"

@@ -156,6 +156,7 @@ class Approval(_Model):
     required_roles: dict[Severity, list[Role]] = Field(description="roles that must each sign, per severity")
     expiry_minutes: int = Field(60, ge=1)
     pause_timeout_minutes: int = Field(240, ge=1, description="how long a run waits for sign-off")
+    remind_every_minutes: float = Field(10, gt=0, description="remind approvers who have not answered this often")
 
 
 class FollowUp(_Model):

@@ -68,6 +68,21 @@ class SmtpSettings(BaseModel):
     timeout_s: float = 10.0
 
 
+class LLMSettings(BaseModel):
+    """An optional OpenAI-compatible endpoint that proposes statement text. Empty base_url:
+    no provider, templates only (the default: nothing leaves for a third party unasked)."""
+
+    base_url: str = ""
+    api_key: SecretStr = SecretStr("")
+    model: str = "gpt-4o-mini"
+    # Short on purpose: a statement is due within minutes and the template is ready now.
+    timeout_s: float = 8.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.base_url.strip())
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FIREBREAK_",
@@ -89,6 +104,8 @@ class Settings(BaseSettings):
     linkedin: LinkedInSettings = Field(default_factory=LinkedInSettings)
     mastodon: MastodonSettings = Field(default_factory=MastodonSettings)
     bluesky: BlueskySettings = Field(default_factory=BlueskySettings)
+
+    llm: LLMSettings = Field(default_factory=LLMSettings)
 
     slack_webhook_url: SecretStr = SecretStr("")
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)

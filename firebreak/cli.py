@@ -261,7 +261,12 @@ def cmd_answer(args: argparse.Namespace) -> int:
     decision = "approve" if args.command == "approve" else "reject"
     if decision == "reject" and not (args.comment or "").strip():
         raise FirebreakError("reject needs --comment saying what to change")
-    print(answer_draft(args.draft, args.person, decision, args.comment or ""))
+    revision = args.revision or ""
+    if revision.startswith("@"):
+        revision = Path(revision[1:]).read_text(encoding="utf-8")
+    if revision and decision != "reject":
+        raise FirebreakError("--revision goes with reject: suggest the text you would approve")
+    print(answer_draft(args.draft, args.person, decision, args.comment or "", revision=revision))
     return 0
 
 
@@ -370,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
         ap.add_argument("draft", type=int)
         ap.add_argument("--as", dest="person", required=True)
         ap.add_argument("--comment", default="")
+        ap.add_argument("--revision", default="", help="reject: the text you suggest instead (or @FILE)")
         ap.set_defaults(func=cmd_answer)
     ky = sub.add_parser("keys", help="approver keys")
     kysub = ky.add_subparsers(dest="keys_command", required=True)

@@ -11,6 +11,7 @@ refused, is audited with the channel it came through.
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Literal
 
@@ -20,11 +21,15 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
-from firebreak.errors import ApprovalError
+from firebreak.config.logging import get_logger
+from firebreak.domain import utcnow
+from firebreak.errors import ApprovalError, FirebreakError, PolicyViolation
 from firebreak.store.models import Draft, Incident
 from firebreak.tasks import approve as approve_mod
 from firebreak.tasks import codes as codes_mod
+from firebreak.tasks import draft as draft_mod
 from firebreak.tasks.notify import Outgoing, send_once
+from firebreak.tasks.reminders import send_reminders
 from firebreak.tasks.runtime import Runtime, get_runtime
 
 
@@ -34,6 +39,7 @@ class ApprovalInput(RunInput):
     sha256: str = Field(description="the hash shown above: you approve exactly this text")
     code: str = Field("", description="the one-time code Firebreak sent you for this draft")
     comment: str = ""
+    revision: str = Field("", description="to reject with a rewrite: your suggested text (one text, split per platform)")
 
 
 class ResolveInput(RunInput):
@@ -81,6 +87,16 @@ def check_answer(rt: Runtime, draft: Draft, answer: ApprovalInput) -> str:
     return {"code": "ui", "link": "link", "cli": "cli"}[kind]
 
 
+def _remind_until(rt: Runtime, draft_id: int, stop: threading.Event) -> None:
+    """Remind approvers who have not answered; `send_reminders` decides what is due, and its
+    idempotency keys make a repeat harmless. Wall clock: drafts are stamped in wall time."""
+    while not stop.wait(30):
+        try:
+            send_reminders(rt.db, rt.audit, rt.playbook, rt.notifiers(), draft_id, utcnow())
+        except FirebreakError as exc:  # a reminder that fails must not take the sign-off down
+            get_logger("firebreak.flows.approval").warning("reminder_failed", draft=draft_id, error=str(exc))
+
+
 def await_sign_off(incident_id: int, draft_id: int) -> int:
     """Pause until the draft has every required sign-off; returns the approved draft id.
 
@@ -105,10 +121,17 @@ def await_sign_off(incident_id: int, draft_id: int) -> int:
             send_codes(rt, d)
             coded.add(draft_id)
         description = approve_mod.review_markdown(rt.db, rt.playbook, d)
-        answer = pause_flow_run(
-            wait_for_input=ApprovalInput.with_initial_data(description=description, sha256=d.sha256, decision="approve"),
-            timeout=timeout, poll_interval=1, key=f"draft-{draft_id}-{attempt}",  # unique: a reused key skips the pause
-        )
+        # Reminders come from a side thread: re-pausing after a pause timeout is refused by the
+        # server (the run is still Paused), so one pause waits the whole time.
+        stop = threading.Event()
+        threading.Thread(target=_remind_until, args=(rt, draft_id, stop), daemon=True, name=f"remind-{draft_id}").start()
+        try:
+            answer = pause_flow_run(
+                wait_for_input=ApprovalInput.with_initial_data(description=description, sha256=d.sha256, decision="approve"),
+                timeout=timeout, poll_interval=1, key=f"draft-{draft_id}-{attempt}",  # unique: a reused key skips the pause
+            )
+        finally:
+            stop.set()
         try:
             channel = check_answer(rt, d, answer)
         except ApprovalError as exc:
@@ -123,9 +146,37 @@ def await_sign_off(incident_id: int, draft_id: int) -> int:
             log.warning("Sign-off refused: %s", exc)
             continue
         if answer.decision == "reject":
-            new = approve_mod.create_draft(rt.db, rt.audit, incident_id, d.kind, d.sequence, d.language, d.variants,
-                                           author=d.author, source=d.source, comments=answer.comment)
-            draft_id = new.id
+            draft_id = next_version(rt, d, answer).id
+
+
+def next_version(rt: Runtime, draft: Draft, answer: ApprovalInput) -> Draft:
+    """The version that follows a rejection. With suggested text, the rejecter becomes its
+    author (so the author rule stops them approving their own words) and the reviewers see
+    the diff; text that fails the statement checks is not offered for sign-off: the next
+    version keeps the previous text and the comments say why the suggestion was refused."""
+    comments = answer.comment
+    if answer.revision.strip():
+        try:
+            variants = revised_variants(rt, draft, answer.revision)
+        except PolicyViolation as exc:
+            rt.audit.append(answer.approver, "draft.revision_refused", f"draft:{draft.id}", {"reason": str(exc)})
+            get_run_logger().warning("Suggested text refused: %s", exc)
+            comments = f"{comments}\n\n[suggested text refused: {exc}]".strip()
+        else:
+            return approve_mod.create_draft(rt.db, rt.audit, draft.incident_id, draft.kind, draft.sequence,
+                                            draft.language, variants, author=answer.approver, source="revision",
+                                            comments=comments)
+    return approve_mod.create_draft(rt.db, rt.audit, draft.incident_id, draft.kind, draft.sequence, draft.language,
+                                    draft.variants, author=draft.author, source=draft.source, comments=comments)
+
+
+def revised_variants(rt: Runtime, draft: Draft, text: str) -> dict[str, list[str]]:
+    """Re-split a reviewer's text for the draft's platforms and run the statement checks."""
+    variants = draft_mod.revise_variants(text, list(draft.variants))
+    problems = draft_mod.check_statement(rt.playbook, variants)
+    if problems:
+        raise PolicyViolation("; ".join(problems))
+    return variants
 
 
 def incident_of(rt: Runtime, draft_id: int) -> Incident:

@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from sqlalchemy import select
 
 from firebreak.errors import ApprovalError
+from firebreak.flows.ack_web import router as ack_router
 from firebreak.flows.manual import resume_paused
 from firebreak.store.models import Approval, ApprovalCode, Draft
 from firebreak.tasks import approve as approve_mod
@@ -29,7 +30,7 @@ STYLE = """body{font-family:system-ui,sans-serif;max-width:40rem;margin:0 auto;p
 h1{font-size:1.3rem}pre{white-space:pre-wrap;background:#f4f6f8;padding:.6rem;border-radius:4px}
 .variant{border:1px solid #ddd;border-radius:6px;padding:.4rem .8rem;margin:.6rem 0}
 button{font-size:1.1rem;padding:.7rem 1.2rem;margin:.3rem .3rem .3rem 0;border-radius:6px;border:0}
-.approve{background:#1e8449;color:#fff}.reject{background:#c0392b;color:#fff}textarea{width:100%;min-height:4rem}
+.approve{background:#1e8449;color:#fff}.reject{background:#c0392b;color:#fff}textarea{width:100%;min-height:4rem}textarea.revision{min-height:8rem}
 .error{color:#c0392b}.hash{font-family:monospace;word-break:break-all;font-size:.8rem}"""
 
 
@@ -64,6 +65,7 @@ def _answered(draft_id: int, person: str) -> Approval | None:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="Firebreak", docs_url=None, redoc_url=None)
+    app.include_router(ack_router())  # /ack/{token}: acknowledging a page from a phone
 
     @app.get("/healthz", response_class=PlainTextResponse)
     def healthz() -> str:
@@ -89,6 +91,9 @@ def create_app() -> FastAPI:
                 + (f"<h2>Changes since the previous version</h2><pre>{html.escape(diff)}</pre>" if diff else "")
                 + '<form method="post"><label for="comment">Comment (required to reject)</label>'
                   '<textarea id="comment" name="comment"></textarea>'
+                  '<label for="revision">Suggest new text (optional, with Reject): one text, split per '
+                  'platform; you become its author, so others sign it</label>'
+                  '<textarea id="revision" name="revision" class="revision"></textarea>'
                   '<button class="approve" name="decision" value="approve">Approve</button>'
                   '<button class="reject" name="decision" value="reject">Reject</button></form>')
         return _page("Sign-off needed", body)
@@ -99,9 +104,10 @@ def create_app() -> FastAPI:
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         decision = (form.get("decision") or [""])[0]
         comment = (form.get("comment") or [""])[0]
-        return await run_in_threadpool(_answer, token, decision, comment)
+        revision = (form.get("revision") or [""])[0]
+        return await run_in_threadpool(_answer, token, decision, comment, revision)
 
-    def _answer(token: str, decision: str, comment: str) -> HTMLResponse:
+    def _answer(token: str, decision: str, comment: str, revision: str = "") -> HTMLResponse:
         rt = get_runtime()
         person, subject = "unknown", "draft:?"
         try:
@@ -111,8 +117,11 @@ def create_app() -> FastAPI:
                 raise ApprovalError("decision must be approve or reject")
             if decision == "reject" and not comment.strip():
                 raise ApprovalError("a rejection needs a comment saying what to change")
+            if decision == "approve" and revision.strip():
+                # Approving binds to the text shown; a rewrite is a rejection with new text.
+                raise ApprovalError("to change the text, reject with your suggested text")
             _resume(draft, {"approver": claim.person, "decision": decision, "sha256": draft.sha256,
-                            "code": token, "comment": comment})
+                            "code": token, "comment": comment, "revision": revision})
         except ApprovalError as exc:
             rt.audit.append(person, "approval.refused", subject, {"channel": "link", "reason": str(exc)})
             return _page("Not accepted", f'<h1>Not accepted</h1><p class="error">{html.escape(str(exc))}</p>', 409)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from prefect import serve
 from prefect.events import DeploymentEventTrigger
 
+from firebreak.flows.ack import acknowledge_incident
 from firebreak.flows.monitor import CRISIS_EVENT, monitor
 from firebreak.flows.respond import respond
 
@@ -24,6 +25,9 @@ def deployments(interval_s: int = 300):  # type: ignore[no-untyped-def]
                                              parameters={"incident_id": "{{ event.payload.incident_id }}"})],
             description="The crisis response for one incident",
         ),
+        # Run by hand from the UI form: acknowledging a page needs the code the page carried.
+        acknowledge_incident.to_deployment(name="acknowledge", description="Acknowledge an incident's page "
+                                           "(incident id, your person id, the code from your page)"),
     ]
 
 

@@ -10,6 +10,7 @@ freeze races the posts that are about to go out, then plays the rest of the cris
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -56,7 +57,9 @@ def drill_settings(base: Settings, sandbox_url: str, mailbox: Mailbox, data_dir:
     platform = {p.value: PlatformSettings(base_url="set-by-sandbox-url", token=SecretStr(DRILL_TOKEN),
                                           password=SecretStr(DRILL_PASSWORD)) for p in Platform}
     return base.model_copy(update={
-        "data_dir": data_dir, "database_url": f"sqlite:///{(data_dir / 'firebreak.db').resolve()}",
+        # A drill never writes into the production database: only a drill-specific URL is honoured.
+        "data_dir": data_dir, "database_url": os.environ.get("FIREBREAK_DRILL_DATABASE_URL")
+        or f"sqlite:///{(data_dir / 'firebreak.db').resolve()}",
         "sandbox_url": sandbox_url, "slack_webhook_url": SecretStr(f"{sandbox_url}/hooks/slack"),
         "smtp": SmtpSettings(host=mailbox.host, port=mailbox.port, sender="firebreak@fjell.example"),
         **platform,

@@ -49,7 +49,8 @@ def list_drafts() -> list[dict[str, Any]]:
     return out
 
 
-def answer_draft(draft_id: int, person: str, decision: str, comment: str = "", wait_s: float = 15.0) -> str:
+def answer_draft(draft_id: int, person: str, decision: str, comment: str = "", wait_s: float = 15.0,
+                 revision: str = "") -> str:
     """`firebreak approve|reject DRAFT --as NAME`: proof from NAME's personal key (settings)."""
     rt = get_runtime()
     rt.playbook.person(person)  # a clear KeyError → message below
@@ -67,7 +68,7 @@ def answer_draft(draft_id: int, person: str, decision: str, comment: str = "", w
         raise ApprovalError(f"FIREBREAK_APPROVER_KEY does not belong to {person}")
     before = _last_audit_seq(rt)
     resume_paused(d.flow_run_id, {"approver": person, "decision": decision, "sha256": d.sha256, "code": proof,
-                                  "comment": comment})
+                                  "comment": comment, "revision": revision})
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         with rt.db.session() as s:

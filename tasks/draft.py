@@ -18,9 +18,10 @@ bind to the SHA-256 of the exact text, so the same facts must give the same byte
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -29,15 +30,20 @@ import grapheme
 import jinja2
 
 import firebreak.config as _config_pkg
+from firebreak.config.logging import get_logger
 from firebreak.config.playbook import Playbook
+from firebreak.connectors.llm import TextProvider
 from firebreak.domain import Platform
-from firebreak.errors import ConfigError, PolicyViolation
+from firebreak.errors import ConfigError, ConnectorError, PolicyViolation
 
 __all__ = [
     "Kind",
+    "Proposal",
     "StatementFacts",
     "check_statement",
     "draft_statement",
+    "propose_statement",
+    "revise_variants",
     "platform_limit",
     "split_thread",
     "template_languages",
@@ -46,6 +52,8 @@ __all__ = [
 
 Kind = Literal["holding", "update", "final"]
 Form = Literal["short", "long"]
+
+log = get_logger("firebreak.tasks.draft")
 
 TEMPLATE_DIR = Path(_config_pkg.__file__).resolve().parent / "templates" / "statements"
 
@@ -438,3 +446,164 @@ def check_statement(
                 if not any(said in k for k in known_lower):
                     problems.append(f"{key}: unconfirmed promise ({label}) {hit.group()!r}")
     return problems
+
+
+# --------------------------------------------------------------------------- LLM proposals
+
+# Things a statement can assert that are easy to spot and dangerous to invent: numbers
+# (counts, dates, times, amounts), links, e-mail addresses and handles. Each one in an LLM
+# proposal must also appear in what we know (the facts, the template's own text, which
+# carries the contact, the crisis page and the next-update time), or the proposal is out.
+_CLAIM = re.compile(
+    r"https?://[^\s<>\"')\]]+|www\.[^\s<>\"')\]]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|(?<!\w)@[\w.]+|\d+(?:[.,:/-]\d+)*"
+)
+# Apology wording (English; other languages rely on the reviewers): a type that is not the
+# brand's fault must not apologise (it reads as admitting fault), one that is must.
+_APOLOGY = re.compile(r"\bapologi[sz]e\w*|\bapologies\b|\bwe(?:'re| are) (?:deeply |truly |very )?sorry\b", re.I)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    variants: dict[str, list[str]]
+    source: Literal["llm", "template"]
+    # Why the LLM text was not used (absent, timed out, failed checks…); empty when it was.
+    fallback_reason: str = ""
+    problems: tuple[str, ...] = field(default=())
+
+
+def _facts_corpus(facts: StatementFacts, template_variants: dict[str, list[str]]) -> str:
+    pieces = [facts.topic, facts.origin_platform, facts.resolved_summary, *facts.known, *facts.actions]
+    if facts.update_number:
+        pieces.append(str(facts.update_number))
+    if facts.next_update_minutes is not None:
+        pieces.append(str(facts.next_update_minutes))
+    # Thread numbering ("(1/2)") is ours, not a fact the LLM may repeat.
+    pieces.extend(_THREAD_NUMBER.sub("", part) for parts in template_variants.values() for part in parts)
+    return " ".join(pieces).lower()
+
+
+def _unsupported_claims(text: str, corpus: str) -> list[str]:
+    out = []
+    for m in _CLAIM.finditer(text):
+        claim = m.group().rstrip(".,;:!?").lower()
+        if claim and claim not in corpus and claim not in out:
+            out.append(claim)
+    return out
+
+
+def _prompt(playbook: Playbook, kind: Kind, facts: StatementFacts, lang: str, platform: Platform,
+            reference: str) -> tuple[str, str]:
+    ctype = playbook.crisis_type(facts.crisis_type)
+    brand = playbook.brand
+    limit, graphemes = platform_limit(platform)
+    unit = "graphemes" if graphemes else "characters"
+    apology = ("The brand is at fault: apologise sincerely, once." if ctype.apology else
+               "The brand is not at fault: express concern, do not apologise or admit fault.")
+    system = (
+        f"You write the {kind} statement of {brand.name} about a crisis on social media. "
+        "Say only what is known: state nothing beyond the facts given, invent no numbers, dates, "
+        "causes, names, links or commitments. Make no promises, guarantees or deadlines. "
+        f"{apology} Sober, human, brief. Write in language '{lang}'. "
+        f"Never use these phrases: {', '.join(repr(b) for b in playbook.banned_phrases)}. "
+        f"Answer with the post text only: one post for {platform.value}, at most {limit} {unit}, "
+        "no hashtags, no thread numbering, no quotes around it."
+    )
+    lines = [f"Crisis type: {ctype.name}", f"Severity (1 worst .. 4): {facts.severity}"]
+    if facts.topic:
+        lines.append(f"Topic: {facts.topic}")
+    if facts.origin_platform:
+        lines.append(f"Started on: {facts.origin_platform}")
+    lines += [f"Known fact: {k}" for k in facts.known] + [f"What we are doing: {a}" for a in facts.actions]
+    if kind == "update" and facts.update_number:
+        lines.append(f"This is update number {facts.update_number}.")
+    if facts.next_update_minutes:
+        lines.append(f"Next update in {facts.next_update_minutes} minutes.")
+    if facts.resolved_summary:
+        lines.append(f"Resolution: {facts.resolved_summary}")
+    lines.append(f"Contact: {brand.contact}; updates at {brand.crisis_page_url or brand.website}")
+    lines.append(f"Spokesperson: {brand.spokesperson.name}, {brand.spokesperson.title}")
+    lines.append(f"Our approved template version, for reference (you may improve its wording only):\n{reference}")
+    return system, "\n".join(lines)
+
+
+def _clean(text: str) -> str:
+    text = text.strip()
+    # Models like to wrap a post in quotes; strip one matching pair, nothing else.
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'“”":
+        text = text[1:-1].strip()
+    return text
+
+
+def propose_statement(
+    playbook: Playbook,
+    kind: Kind,
+    facts: StatementFacts,
+    llm: TextProvider | None = None,
+    *,
+    language: str | None = None,
+    platforms: Sequence[Platform] | None = None,
+    deadline_s: float = 20.0,
+) -> Proposal:
+    """Variants proposed by ``llm`` when it answers in time with text that passes every
+    check; otherwise the template's (``draft_statement``). All or nothing: mixing LLM and
+    template wording across platforms would make one statement read like two.
+
+    Template output is rendered first, always: it is the fallback and the reference for
+    what may be said. Raises what ``draft_statement`` raises (the template itself is bad).
+    """
+    template = draft_statement(playbook, kind, facts, language=language, platforms=platforms)
+    if llm is None:
+        return Proposal(template, "template", "no LLM provider configured")
+    lang = _language(playbook, language)
+    ctype = playbook.crisis_type(facts.crisis_type)
+    corpus = _facts_corpus(facts, template)
+    known = facts.known + (facts.resolved_summary,)
+    started = time.monotonic()
+    variants: dict[str, list[str]] = {}
+    problems: list[str] = []
+    for key, ref_parts in template.items():
+        platform = Platform(key)
+        if time.monotonic() - started > deadline_s:
+            return _fallback(template, f"LLM too slow (over {deadline_s:.0f}s for all platforms)")
+        system, user = _prompt(playbook, kind, facts, lang, platform, " ".join(_THREAD_NUMBER.sub("", p) for p in ref_parts))
+        try:
+            text = _clean(llm.complete(system, user))
+        except ConnectorError as exc:
+            # Timeouts, 5xx, refused credentials, malformed answers: all end in the template.
+            return _fallback(template, f"LLM unavailable: {exc}")
+        # One post per platform: a proposal that needs a thread is too long by definition.
+        variants[key] = [text]
+        problems += [f"{key}: states something not in the facts: {c!r}" for c in _unsupported_claims(text, corpus)]
+        if lang == "en":
+            said_sorry = bool(_APOLOGY.search(text))
+            if said_sorry and not ctype.apology:
+                problems.append(f"{key}: apologises although {ctype.id} is not the brand's fault")
+            elif ctype.apology and not said_sorry:
+                problems.append(f"{key}: no apology although {ctype.id} is the brand's fault")
+    problems = check_statement(playbook, variants, known=known) + problems
+    if problems:
+        return _fallback(template, "LLM text failed checks: " + "; ".join(problems), tuple(problems))
+    log.info("draft_source", source="llm", kind=kind, model=getattr(llm, "model", ""))
+    return Proposal(variants, "llm")
+
+
+def _fallback(template: dict[str, list[str]], reason: str, problems: tuple[str, ...] = ()) -> Proposal:
+    log.warning("draft_llm_fallback", reason=reason[:500])
+    return Proposal(template, "template", reason, problems)
+
+
+def revise_variants(text: str, platforms: Sequence[str]) -> dict[str, list[str]]:
+    """Variants from one text a reviewer wrote: threaded platforms get it split into numbered
+    parts within their limit, long-form platforms get it exactly as written."""
+    text = text.replace("\r\n", "\n").strip()
+    if not text:
+        raise PolicyViolation("the suggested text is empty")
+    out: dict[str, list[str]] = {}
+    for key in platforms:
+        platform = Platform(key)
+        if platform in THREADED:
+            # Short-form platforms read as one paragraph, as the templates' short form does.
+            out[key] = split_thread(" ".join(text.split()), platform)
+        else:
+            out[key] = [text]
+    return out

@@ -18,6 +18,7 @@ from firebreak.connectors.notify import Notifier
 from firebreak.domain import utcnow
 from firebreak.store.db import Database
 from firebreak.store.models import Incident
+from firebreak.tasks.ack import AckLinks, ack_code
 from firebreak.tasks.lockdown import rotation_notice
 from firebreak.tasks.notify import Outgoing, send_once
 
@@ -31,7 +32,10 @@ class EscalationResult:
     exhausted: bool = False
 
 
-def page_text(inc: Incident, playbook: Playbook, level: int) -> tuple[str, str]:
+def page_text(inc: Incident, playbook: Playbook, level: int, *, person: str | None = None,
+              ack_link: str | None = None, ack_code: str | None = None) -> tuple[str, str]:
+    """Subject and body of a page. With `person`, the ways to acknowledge are that person's own:
+    their signed link, their code for the Prefect UI form, the CLI with their id."""
     ctype = playbook.crisis_type(inc.type).name if inc.type else "unclassified"
     subject = f"[Firebreak] Severity {inc.severity} crisis for {playbook.brand.name}: {ctype} (level {level})"
     body = (
@@ -39,11 +43,22 @@ def page_text(inc: Incident, playbook: Playbook, level: int) -> tuple[str, str]:
         f"Type: {ctype}\nSeverity: {inc.severity} (1 worst)\nStarted on: {inc.origin_platform}\n"
         f"Languages: {', '.join(inc.languages or [])}\nTopic: {', '.join((inc.topics or [])[:5])}\n"
         f"All scheduled posts are being frozen. A holding statement is being drafted for approval.\n"
-        f"Acknowledge: firebreak ack {inc.id} --as YOUR_ID"
+        + _ack_lines(inc.id, person, ack_link, ack_code)
     )
     if inc.type and playbook.crisis_type(inc.type).lockdown:
         body = rotation_notice(playbook) + "\n\n" + body
     return subject, body
+
+
+def _ack_lines(incident_id: int, person: str | None, link: str | None, code: str | None) -> str:
+    lines = []
+    if link:
+        lines.append(f"Acknowledge (one tap): {link}")
+    if code and person:
+        lines.append(f"Or in the Prefect UI, run 'acknowledge_incident' with incident {incident_id}, "
+                     f"person {person}, code {code}")
+    lines.append(f"Or: firebreak ack {incident_id} --as {person or 'YOUR_ID'}")
+    return "\n".join(lines)
 
 
 def is_acknowledged(db: Database, incident_id: int) -> str | None:
@@ -66,7 +81,9 @@ def acknowledge(db: Database, audit: AuditLog, incident_id: int, person: str, ch
 
 
 def run_escalation(db: Database, audit: AuditLog, playbook: Playbook, notifiers: dict[str, Notifier], clock: Clock,
-                   incident_id: int, *, poll_s: float = 15.0) -> EscalationResult:
+                   incident_id: int, *, poll_s: float = 15.0, ack: AckLinks | None = None) -> EscalationResult:
+    """Walk the ladder. With `ack` (signing key and public URL), each page carries the paged
+    person's own signed acknowledgement link and UI code; without it, only the CLI line."""
     with db.session() as s:
         inc = s.get(Incident, incident_id)
         assert inc is not None
@@ -75,7 +92,6 @@ def run_escalation(db: Database, audit: AuditLog, playbook: Playbook, notifiers:
     sev = policy_cfg.by_severity[inc.severity or playbook.severity.default]
     policy = policy_cfg.policies[sev.policy]
     result = EscalationResult()
-    subject_body: dict[int, tuple[str, str]] = {}
     for rnd in range(policy.repeat + 1):
         for idx in range(sev.start_level - 1, len(policy.levels)):
             level_no = idx + 1
@@ -83,7 +99,6 @@ def run_escalation(db: Database, audit: AuditLog, playbook: Playbook, notifiers:
             if is_acknowledged(db, incident_id):
                 result.acknowledged_by = is_acknowledged(db, incident_id)
                 return result
-            subject, body = subject_body.setdefault(level_no, page_text(inc, playbook, level_no))
             people = []
             for t in lvl.targets:
                 for pid in groups.get(t, [t]):
@@ -91,6 +106,12 @@ def run_escalation(db: Database, audit: AuditLog, playbook: Playbook, notifiers:
                         people.append(pid)
             for pid in people:
                 person = playbook.person(pid)
+                # Per person: the link and code prove who answers. The text of a key already
+                # sent is not re-read by send_once, so a rerun (new link expiry) sends nothing twice.
+                subject, body = page_text(
+                    inc, playbook, level_no, person=pid,
+                    ack_link=ack.link(incident_id, pid) if ack else None,
+                    ack_code=ack_code(ack.key, incident_id, pid, rnd) if ack else None)
                 for ch in lvl.channels:
                     target = person.channels.get(ch)
                     if not target:

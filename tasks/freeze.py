@@ -49,6 +49,12 @@ def _snapshot(p: ScheduledPost) -> dict:
             "media": list(p.media), "scheduled_at": p.scheduled_at.isoformat(), "source": p.source}
 
 
+def _post_of(platform: Platform, snap: dict) -> ScheduledPost:
+    """The post as a hold record's snapshot has it (what was scheduled before any hold)."""
+    return ScheduledPost(platform, snap["platform_id"], snap["text"], datetime.fromisoformat(snap["scheduled_at"]),
+                         tuple(snap.get("media") or ()), snap.get("source", "platform"))
+
+
 def _upsert(s, brand: str, p: ScheduledPost) -> PostRow:  # type: ignore[no-untyped-def]
     row = s.scalars(select(PostRow).where(PostRow.platform == p.platform.value, PostRow.platform_id == p.platform_id)).first()
     if row is None:
@@ -98,16 +104,22 @@ def freeze_all(db: Database, audit: AuditLog, playbook: Playbook, connectors: di
             listed.add(post.platform_id)
             key = f"hold:{incident_id or 'manual'}:{platform.value}:{post.platform_id}"
             with db.session() as s:
-                row = _upsert(s, brand, post)
                 rec = s.scalars(select(FreezeRecord).where(FreezeRecord.idempotency_key == key)).first()
                 if rec is not None and rec.status == "done":
                     res.held += 1
                     continue
                 if rec is None:
+                    row = _upsert(s, brand, post)
                     rec = FreezeRecord(incident_id=incident_id, scheduled_post_id=row.id, idempotency_key=key,
                                        action="hold", reason=reason, snapshot=_snapshot(post), status="intended",
                                        created_at=utcnow())
                     s.add(rec)
+                else:
+                    # An earlier attempt wrote this record and may have held the post before it
+                    # died: the listing may now show the hold itself (Facebook: a time weeks
+                    # ahead), not the post as it was scheduled. The record's snapshot is what was
+                    # scheduled: hold and audit that, and leave the post row as recorded.
+                    post = _post_of(platform, dict(rec.snapshot))
             hold(conn, post, key)
         # Holds an earlier attempt sent without learning the outcome (answer lost, timeout)
         # whose post is no longer listed: some platforms stop listing a held post as scheduled
@@ -122,9 +134,7 @@ def freeze_all(db: Database, audit: AuditLog, playbook: Playbook, connectors: di
             if snap["platform_id"] in listed:
                 continue
             res.found += 1
-            hold(conn, ScheduledPost(platform, snap["platform_id"], snap["text"],
-                                     datetime.fromisoformat(snap["scheduled_at"]), tuple(snap.get("media") or ()),
-                                     snap.get("source", "platform")), key)
+            hold(conn, _post_of(platform, snap), key)
     if playbook.freeze.include_own_queue:
         held_now: list[dict] = []
         with db.session() as s:

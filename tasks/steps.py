@@ -24,6 +24,7 @@ from firebreak.errors import CircuitOpen, RateLimited, TransientError
 from firebreak.store.models import Draft, Incident
 from firebreak.tasks import approve as approve_mod
 from firebreak.tasks import classify as classify_mod
+from firebreak.tasks import codes as codes_mod
 from firebreak.tasks import crisis_page as crisis_page_mod
 from firebreak.tasks import engage as engage_mod
 from firebreak.tasks import escalate as escalate_mod
@@ -32,7 +33,9 @@ from firebreak.tasks import ingest as ingest_mod
 from firebreak.tasks import postmortem as postmortem_mod
 from firebreak.tasks import publish as publish_mod
 from firebreak.tasks import signals as signals_mod
-from firebreak.tasks.draft import StatementFacts, draft_statement
+from firebreak.connectors.llm import build_llm
+from firebreak.tasks.draft import StatementFacts, propose_statement
+from firebreak.tasks.ack import AckLinks
 from firebreak.tasks.incident import apply_assessment, open_incident
 from firebreak.tasks.runtime import get_runtime
 
@@ -179,7 +182,7 @@ def escalate(incident_id: int) -> dict[str, Any]:
     rt = get_runtime()
     with stage(incident_id, "escalate"):
         res = escalate_mod.run_escalation(rt.db, rt.audit, rt.playbook, rt.notifiers(), rt.clock, incident_id,
-                                          poll_s=5.0)
+                                          poll_s=5.0, ack=AckLinks(codes_mod.signing_key(rt.settings), rt.settings.public_url))
     return {"acknowledged_by": res.acknowledged_by, "pages": len(res.pages), "exhausted": res.exhausted}
 
 
@@ -208,8 +211,18 @@ def draft(incident_id: int, kind: str, sequence: int, update_number: int = 0,
                                origin_platform=inc.origin_platform or "", update_number=update_number,
                                next_update_minutes=next_update_minutes,
                                resolved_summary="" if kind != "final" else "The situation is resolved.")
-        variants = draft_statement(pb, kind, facts)  # type: ignore[arg-type]
-        d = approve_mod.create_draft(rt.db, rt.audit, incident_id, kind, sequence, pb.brand.default_language, variants)
+        # The LLM (if configured) only proposes; propose_statement checks its text like a
+        # template's and falls back to the template, so a draft is always ready in time.
+        llm = build_llm(rt.settings.llm)
+        try:
+            proposal = propose_statement(pb, kind, facts, llm)  # type: ignore[arg-type]
+        finally:
+            if llm is not None:
+                llm.close()
+        d = approve_mod.create_draft(rt.db, rt.audit, incident_id, kind, sequence, pb.brand.default_language,
+                                     proposal.variants, source=proposal.source)
+        if proposal.fallback_reason and llm is not None:
+            rt.audit.append("firebreak", "draft.llm_fallback", f"draft:{d.id}", {"reason": proposal.fallback_reason[:2000]})
     return d.id
 
 

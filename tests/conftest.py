@@ -4,8 +4,11 @@ test server, PostgreSQL, SMTP); unit tests stay fast."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,6 +81,8 @@ def _postgres_available() -> bool:
 def postgres_url() -> Iterator[str]:
     """A throwaway PostgreSQL database for this test session (skips when no server answers)."""
     if not _postgres_available():
+        if TEST_DATABASE == "postgresql":
+            pytest.fail(f"FIREBREAK_TEST_DATABASE=postgresql but no PostgreSQL server at {PG_ADMIN_URL}")
         pytest.skip(f"no PostgreSQL server at {PG_ADMIN_URL}")
     import sqlalchemy as sa
 
@@ -123,3 +128,84 @@ def audit(db):  # type: ignore[no-untyped-def]
     from firebreak.audit import AuditLog
 
     return AuditLog(db)
+
+
+# -- the whole suite on PostgreSQL: FIREBREAK_TEST_DATABASE=postgresql (make test-postgres) -------
+
+TEST_DATABASE = os.environ.get("FIREBREAK_TEST_DATABASE", "sqlite").strip().lower() or "sqlite"
+if TEST_DATABASE not in ("sqlite", "postgresql"):
+    raise pytest.UsageError(f"FIREBREAK_TEST_DATABASE must be sqlite or postgresql, not {TEST_DATABASE!r}")
+
+
+class TestDatabases:
+    """Hands out fresh, empty databases of the kind `FIREBREAK_TEST_DATABASE` names: a file in
+    the test's directory for SQLite, a new database on the server for PostgreSQL. Tests that
+    build their own `Database(...)` (or start a process that does) take their URL from here."""
+
+    __test__ = False  # not a test class, whatever its name
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._created: list[str] = []
+        self._admin: Any = None
+        self._count = 0
+
+    def _admin_engine(self) -> Any:
+        if self._admin is None:
+            import sqlalchemy as sa
+
+            from firebreak.store.db import normalise_url
+
+            if not _postgres_available():
+                raise RuntimeError(f"FIREBREAK_TEST_DATABASE=postgresql but no server answers at {PG_ADMIN_URL}")
+            self._admin = sa.create_engine(normalise_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+        return self._admin
+
+    def url(self, directory: Path, name: str, *, template: str | None = None) -> str:
+        """A new database. `template`: a URL this object handed out before, whose content is
+        copied (it must have no open connection)."""
+        if self.kind == "sqlite":
+            path = directory / f"{name}.db"
+            if template is not None:
+                shutil.copy(template.removeprefix("sqlite:///"), path)
+            return f"sqlite:///{path}"
+        import sqlalchemy as sa
+
+        self._count += 1
+        db_name = f"firebreak_t{os.getpid()}_{self._count}_{''.join(c for c in name if c.isalnum())[:20].lower()}"
+        clause = f' TEMPLATE "{template.rsplit("/", 1)[1]}"' if template is not None else ""
+        with self._admin_engine().connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{db_name}"'))
+            c.execute(sa.text(f'CREATE DATABASE "{db_name}"{clause}'))
+        url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{db_name}"
+        self._created.append(url)
+        return url
+
+    def drop(self, url: str) -> None:
+        """Removes a database handed out by `url` (no open connection may remain)."""
+        if self.kind == "sqlite":
+            Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+            return
+        import sqlalchemy as sa
+
+        with self._admin_engine().connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+        if url in self._created:
+            self._created.remove(url)
+
+    def close(self) -> None:
+        for url in list(self._created):
+            self.drop(url)
+        if self._admin is not None:
+            self._admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def test_databases() -> Iterator[TestDatabases]:
+    dbs = TestDatabases(TEST_DATABASE)
+    yield dbs
+    dbs.close()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"firebreak test database: {TEST_DATABASE}"

@@ -127,7 +127,7 @@ def router(state: SandboxState) -> APIRouter:
         return _account(m.author_id or str(abs(hash(m.author)) % 10**12), m.author, "social.example", local=False,
                         display=m.author, followers=m.followers, statuses=0)
 
-    search_cache: dict[tuple[str, int, str], list[tuple[int, Any]]] = {}
+    search_cache: dict[tuple[str, int, int], list[tuple[int, Any]]] = {}
 
     def sid_public(created_at: datetime, sid: str) -> str:
         return public_id(created_at, sid)
@@ -193,7 +193,7 @@ def router(state: SandboxState) -> APIRouter:
         terms = [q.strip('"')]
         visible = state.visible_mentions(P, ("mention", "reply"))
         # A drain pages through the same hits: match and id them once per (query, what exists).
-        key = (q, len(visible), visible[-1].id if visible else "")
+        key = (q, len(visible), state.generation)
         rows = search_cache.get(key)
         if rows is None:
             if len(search_cache) > 32:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from firebreak.connectors.sandbox.faults import FaultInjector
 
 BRAND_DID = "did:plc:fjelloutdoor000000000000"
+# Never repeats within a process: caches keyed by it cannot mistake one loaded world for another.
+_GENERATIONS = itertools.count(1)
 
 
 @dataclass
@@ -71,6 +73,7 @@ class SandboxState:
     def __init__(self, clock: Clock, *, brand_handle: dict[Platform, str] | None = None):
         self.clock = clock
         self.lock = threading.RLock()
+        self.generation = next(_GENERATIONS)  # bumped whenever the mentions change
         self.brand_handle = brand_handle or {}
         self.mentions: dict[Platform, list[SandboxMention]] = {p: [] for p in Platform}
         self.posts: dict[Platform, list[SandboxPost]] = {p: [] for p in Platform}
@@ -93,6 +96,7 @@ class SandboxState:
     # -- loading ---------------------------------------------------------------------------
     def load(self, mentions: list[SandboxMention], scheduled: list[SandboxScheduled], posts: list[SandboxPost]) -> None:
         with self.lock:
+            self.generation = next(_GENERATIONS)
             for m in mentions:
                 self.mentions[m.platform].append(m)
             for p in self.mentions:

@@ -136,7 +136,7 @@ def router(state: SandboxState) -> APIRouter:
         for name, val in (("since_id", since), ("until_id", until)):
             if val is not None and not val.isdigit():
                 raise api.error(400, f"The `{name}` query parameter value [{val}] is not valid")
-        rows = _sorted_desc(items)
+        rows = sorted(items, key=lambda r: int(r[0]), reverse=True)
         rows = [r for r in rows
                 if (since is None or int(r[0]) > int(since))
                 and (until is None or int(r[0]) < int(until))
@@ -150,19 +150,7 @@ def router(state: SandboxState) -> APIRouter:
             meta["next_token"] = _token(chunk[-1][0])
         return [r[1][0] for r in chunk], meta
 
-    # A drain asks for page after page of the same listing: sort it once per listing (keyed
-    # by what it contains), not once per page, so the emulator is not the bottleneck.
-    sorted_cache: dict[tuple[int, int, str], list[tuple[str, Any]]] = {}
-    search_cache: dict[tuple[str, int, str], list[SandboxMention]] = {}
-
-    def _sorted_desc(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
-        key = (len(items), id(items[0][1][0]) if items else 0, items[-1][0] if items else "")
-        hit = sorted_cache.get(key)
-        if hit is None:
-            if len(sorted_cache) > 64:
-                sorted_cache.clear()
-            hit = sorted_cache[key] = sorted(items, key=lambda r: int(r[0]), reverse=True)
-        return hit
+    search_cache: dict[tuple[str, int, int], list[SandboxMention]] = {}
 
     def mentions_response(ctx: Ctx, found: list[SandboxMention]) -> Response:
         fields = set(filter(None, ctx.query.get("post.fields", "").split(",")))
@@ -192,7 +180,7 @@ def router(state: SandboxState) -> APIRouter:
             raise api.error(400, "The `query` query parameter can not be empty")
         terms, excluded = search_terms(query)
         visible = state.visible_mentions(P, ("mention", "reply"))
-        key = (query, len(visible), visible[-1].id if visible else "")
+        key = (query, len(visible), state.generation)
         found = search_cache.get(key)
         if found is None:  # a drain pages through the same hits: match them once
             if len(search_cache) > 32:

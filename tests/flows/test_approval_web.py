@@ -28,7 +28,7 @@ def prefect_server():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def runtime(tmp_path, playbook, prefect_server):  # type: ignore[no-untyped-def]
+def runtime(tmp_path, playbook, prefect_server, test_databases):  # type: ignore[no-untyped-def]
     from firebreak.clock import SystemClock
     from firebreak.config.settings import Settings, SmtpSettings
     from firebreak.connectors.mailbox import Mailbox
@@ -40,7 +40,7 @@ def runtime(tmp_path, playbook, prefect_server):  # type: ignore[no-untyped-def]
     with Mailbox() as mailbox:
         settings = Settings(data_dir=tmp_path, smtp=SmtpSettings(host=mailbox.host, port=mailbox.port),
                             public_url=f"http://127.0.0.1:{port}", web_port=port)
-        db = Database(f"sqlite:///{tmp_path / 'web.db'}")
+        db = Database(test_databases.url(tmp_path, "web"))
         db.migrate()
         rt = Runtime(settings=settings, playbook=playbook, db=db, clock=SystemClock())
         rt.extras["mailbox"] = mailbox
@@ -215,3 +215,96 @@ def test_cli_approve_and_wrong_key(runtime) -> None:  # type: ignore[no-untyped-
     with rt.db.session() as s:
         (a,) = s.query(Approval).filter_by(draft_id=draft.id).all()
         assert (a.approver, a.channel) == ("tomas", "cli")
+
+
+REVISION = ("We know that some Ember stoves overheated and we are sorry. Please stop using yours until we know more. "
+            "We are checking every report with the highest priority and will post each new fact here as soon as it "
+            "is confirmed. If you have been hurt, please seek medical help and tell us.\n\nPress: press@fjell.example")
+
+
+def test_reject_with_suggested_text_makes_a_new_version_with_a_diff(runtime) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from firebreak.flows.approval_web import create_app
+    from firebreak.store.models import Approval, AuditEvent, Draft
+    from firebreak.tasks import approve as approve_mod
+    from firebreak.tasks.draft import check_statement, split_thread
+
+    rt = runtime
+    client = TestClient(create_app())
+    draft, thread, result = _start_signoff(rt, severity=3)
+    link = re.search(r"Or open: (\S+)", _mail_for(rt, "maria@fjell.example", draft.id)).group(1)
+    path = "/approve/" + link.rsplit("/", 1)[1]
+    _wait_paused(rt, draft.id)
+    page = client.get(path)
+    assert 'name="revision"' in page.text and "Suggest new text" in page.text
+    # Approving while suggesting text is refused: an approval binds to the text shown.
+    r = client.post(path, content="decision=approve&revision=other+text", headers={
+        "Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 409 and "reject with your suggested text" in r.text
+    from urllib.parse import urlencode
+    r = client.post(path, content=urlencode({"decision": "reject", "comment": "Say what we know, and sorry.",
+                                             "revision": REVISION}),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200 and "You rejected version 1" in r.text
+    # The run pauses again, on version 2: the rejecter's text, re-split per platform.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with rt.db.session() as s:
+            v2 = s.query(Draft).filter_by(incident_id=draft.incident_id, version=2).first()
+        if v2 is not None:
+            break
+        time.sleep(0.1)
+    assert v2 is not None
+    run_id = _wait_paused(rt, v2.id)
+    assert (v2.author, v2.source, v2.comments) == ("maria", "revision", "Say what we know, and sorry.")
+    assert v2.variants["x"] == split_thread(" ".join(REVISION.split()), "x") and len(v2.variants["x"]) == 2
+    assert v2.variants["linkedin"] == [REVISION]  # long form: exactly as written
+    assert check_statement(rt.playbook, v2.variants) == []
+    # Reviewers see the diff: in the Prefect form's description and on the approval page.
+    md = approve_mod.review_markdown(rt.db, rt.playbook, v2)
+    assert "Changes since the previous version" in md and "+Press: press@fjell.example" in md
+    assert "-We are aware of reports about the Ember stove." in md
+    # The rejecter wrote version 2: her code is not even issued, and the rule refuses her.
+    with pytest.raises(Exception, match="cannot approve"):
+        approve_mod.record_decision(rt.db, rt.audit, rt.playbook, v2.id, "maria", "approve", "cli", v2.sha256)
+    tomas = _mail_for(rt, "tomas@fjell.example", v2.id)
+    assert not any(f"#{v2.id} " in m.body for m in rt.extras["mailbox"].to("maria@fjell.example"))
+    page2 = client.get("/approve/" + re.search(r"Or open: (\S+)", tomas).group(1).rsplit("/", 1)[1])
+    assert "Changes since the previous version" in page2.text and "+Press: press@fjell.example" in page2.text
+    from prefect.flow_runs import resume_flow_run
+
+    code = re.search(r"one-time code: (\d{6})", tomas).group(1)
+    resume_flow_run(run_id, run_input={"approver": "tomas", "decision": "approve", "sha256": v2.sha256, "code": code})
+    thread.join(timeout=30)
+    assert result.get("approved") == v2.id
+    with rt.db.session() as s:
+        assert [(a.approver, a.decision, a.draft_id) for a in s.query(Approval).order_by(Approval.id)] == [
+            ("maria", "reject", draft.id), ("tomas", "approve", v2.id)]
+        assert s.query(AuditEvent).filter_by(action="approval.refused").count() >= 1
+
+
+def test_suggested_text_that_fails_the_checks_is_not_offered(runtime) -> None:  # type: ignore[no-untyped-def]
+    from firebreak.flows.approval import ApprovalInput, next_version
+    from firebreak.tasks.approve import create_draft
+    from tests.fakes import make_incident
+
+    rt = runtime
+    inc = make_incident(rt.db, rt.playbook, severity=3)
+    d = create_draft(rt.db, rt.audit, inc.id, "holding", 0, "en", {"x": ["We are looking into it."],
+                                                                     "linkedin": ["We are looking into it."]})
+    answer = ApprovalInput(approver="maria", decision="reject", sha256=d.sha256, code="x", comment="shorter",
+                           revision="No comment. The stove is guaranteed safe.")
+    from prefect import flow
+
+    @flow(name="next-version-test")
+    def run() -> int:
+        return next_version(rt, d, answer).id
+
+    new_id = run()
+    from firebreak.store.models import Draft
+
+    with rt.db.session() as s:
+        v2 = s.get(Draft, new_id)
+    assert v2.variants == d.variants and v2.author == d.author  # the refused text never reaches sign-off
+    assert "suggested text refused" in v2.comments and "banned phrase" in v2.comments

@@ -14,11 +14,13 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def drill(tmp_path_factory) -> tuple[dict, subprocess.CompletedProcess, str]:  # type: ignore[no-untyped-def]
+def drill(tmp_path_factory, test_databases) -> tuple[dict, subprocess.CompletedProcess, str]:  # type: ignore[no-untyped-def]
     work = tmp_path_factory.mktemp("drill")
     report = work / "report.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREBREAK_", "PREFECT_"))}
     env["FIREBREAK_DATA_DIR"] = str(work / "data")
+    if test_databases.kind == "postgresql":  # honoured by flows/drill.py (else SQLite under the data dir)
+        env["FIREBREAK_DRILL_DATABASE_URL"] = test_databases.url(work, "drill")
     proc = subprocess.run([str(Path(sys.executable).with_name("firebreak")), "drill", "--report", str(report)],
                           cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]

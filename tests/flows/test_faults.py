@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import os
 import random
-import shutil
 import sys
 import time
 from collections import Counter
@@ -103,14 +102,14 @@ def random_profile(rng: random.Random, platform: Platform) -> FaultProfile:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, playbook) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def world(tmp_path_factory, playbook, test_databases) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
     work = tmp_path_factory.mktemp("faults")
     # Platform time runs with the wall clock: find_published compares our times with theirs.
     clock = VirtualClock(utcnow(), compression=1.0, auto_advance=False)
     handles = {p: a.handle for p, a in playbook.brand.accounts.items()}
     state = SandboxState(clock, brand_handle=handles)
-    template = work / "template.db"
-    tdb = Database(f"sqlite:///{template}")
+    template = test_databases.url(work, "template")
+    tdb = Database(template)
     tdb.migrate()
     tdb.dispose()  # the last connection closing checkpoints the WAL into the file we copy
     # One scenario, sliced differently per schedule (generating it takes longer than a schedule).
@@ -124,7 +123,7 @@ def world(tmp_path_factory, playbook) -> Iterator[dict[str, Any]]:  # type: igno
                             **{p.value: getattr(Settings(), p.value).model_copy(update=creds) for p in Platform})
         conns = {p: build_connector(p, settings, playbook, transport=transport) for p in Platform}
         yield {"state": state, "clock": clock, "handles": handles, "settings": settings, "template": template,
-               "work": work, "scenario": scenario, "transport": transport, "conns": conns}
+               "work": work, "databases": test_databases, "scenario": scenario, "transport": transport, "conns": conns}
     transport.close()
 
 
@@ -195,9 +194,8 @@ def run_schedule(seed: int, world: dict[str, Any], playbook: Playbook, figures: 
     expected, scheduled = load_slice(state, world["scenario"], rng)
     inj = install_faults(state, {p: random_profile(rng, p) for p in Platform}, seed=seed)
     assert inj is not None
-    db_path = world["work"] / f"s{seed}.db"
-    shutil.copy(world["template"], db_path)
-    db = Database(f"sqlite:///{db_path}")
+    db_url = world["databases"].url(world["work"], f"s{seed}", template=world["template"])
+    db = Database(db_url)
     audit = AuditLog(db)
     # The same connectors serve every schedule, like a long-running worker's; after a 429
     # storm or an open circuit a platform's is replaced (see the module docstring). Not
@@ -249,7 +247,7 @@ def run_schedule(seed: int, world: dict[str, Any], playbook: Playbook, figures: 
     finally:
         install_faults(state, None)
         db.dispose()
-        db_path.unlink(missing_ok=True)
+        world["databases"].drop(db_url)
     figures.schedules += 1
     figures.add(inj)
     figures.mentions += sum(expected.values())

@@ -273,10 +273,10 @@ def _from_schema(prop: dict[str, Any]) -> st.SearchStrategy[Any]:
 
 @pytest.fixture(scope="module")
 def fuzz_client(tmp_path_factory: pytest.TempPathFactory, playbook: Playbook,
-                examples: dict[str, Any]) -> Iterator[tuple[TestClient, dict[str, Any]]]:
+                examples: dict[str, Any], test_databases: Any) -> Iterator[tuple[TestClient, dict[str, Any]]]:
     tmp = tmp_path_factory.mktemp("fuzz")
     pb = playbook.model_copy(update={"intake": Intake.model_validate(examples)})
-    db = Database(f"sqlite:///{tmp / 'fuzz.db'}")
+    db = Database(test_databases.url(tmp, "fuzz"))
     db.migrate()
     rt = Runtime(settings=Settings(data_dir=tmp), playbook=pb, db=db)
     with TestClient(create_app(rt, api_url=None, secrets=CREDS, dispatch=False)) as c:

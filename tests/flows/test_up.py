@@ -37,11 +37,13 @@ def _processes_with_env(marker: str) -> list[int]:
     return found
 
 
-def test_up_serves_ui_deployments_intake_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+def test_up_serves_ui_deployments_intake_and_stops_cleanly_on_ctrl_c(tmp_path: Path, test_databases) -> None:  # type: ignore[no-untyped-def]
     data = str(tmp_path / "data")
     port, intake = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREBREAK_", "PREFECT_"))}
     env.update(FIREBREAK_DATA_DIR=data, FIREBREAK_INTAKE_TOKEN="up-test-token")
+    if test_databases.kind == "postgresql":
+        env["FIREBREAK_DATABASE_URL"] = test_databases.url(tmp_path, "up")
     exe = str(Path(sys.executable).with_name("firebreak"))
     proc = subprocess.Popen([exe, "up", "--port", str(port), "--intake-port", str(intake)], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
