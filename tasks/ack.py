@@ -15,15 +15,13 @@ Both reuse tasks/codes.py's signing key and MAC so there is one secret for every
 
 from __future__ import annotations
 
-import base64
 import hmac
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from firebreak.domain import utcnow
 from firebreak.errors import PolicyViolation
-from firebreak.tasks.codes import _mac
+from firebreak.tasks.codes import _mac, sign, unsign
 
 
 # Long enough to cover every level and repeat of a slow ladder plus a late answer; short
@@ -55,22 +53,14 @@ def issue_ack_link(key: bytes, incident_id: int, person: str, ttl: timedelta = D
                    *, now: datetime | None = None) -> str:
     """A token `body.signature`; the body (incident, person, expiry) is readable but signed."""
     expires = (now or utcnow()) + ttl
-    payload = {"i": incident_id, "p": person, "e": int(expires.timestamp())}
-    body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
-    # A distinct MAC label ("ack-link") so an approval link can never pass as an ack link.
-    return f"{body}.{_mac(key, 'ack-link', body)}"
+    # Its own MAC label ("ack-link"): an approval link can never pass as an ack link.
+    return sign(key, "ack-link", {"i": incident_id, "p": person, "e": int(expires.timestamp())})
 
 
 def read_ack_link(key: bytes, token: str, *, now: datetime | None = None) -> AckClaim:
     """Check signature and expiry; raises PolicyViolation for anything else."""
+    payload = unsign(key, "ack-link", token, what="acknowledgement link")
     try:
-        body, sig = token.rsplit(".", 1)
-    except ValueError:
-        raise PolicyViolation("malformed acknowledgement link") from None
-    if not hmac.compare_digest(sig, _mac(key, "ack-link", body)):
-        raise PolicyViolation("acknowledgement link signature is not valid")
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
         claim = AckClaim(int(payload["i"]), str(payload["p"]),
                          datetime.fromtimestamp(int(payload["e"]), tz=utcnow().tzinfo))
     except (ValueError, KeyError, TypeError):

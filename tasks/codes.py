@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from firebreak.config.settings import Settings
 from firebreak.domain import utcnow
-from firebreak.errors import ApprovalError
+from firebreak.errors import ApprovalError, PolicyViolation
 from firebreak.store.db import Database
 from firebreak.store.models import ApprovalCode
 
@@ -48,6 +48,31 @@ def _mac(key: bytes, *parts: object) -> str:
     return hmac.new(key, "\x1f".join(str(p) for p in parts).encode(), hashlib.sha256).hexdigest()
 
 
+def sign(key: bytes, label: str, payload: dict) -> str:  # type: ignore[type-arg]
+    """A token `body.signature`: the body is readable, the MAC (with a per-purpose label, so
+    a token made for one purpose never passes for another) makes it unforgeable."""
+    body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
+    return f"{body}.{_mac(key, label, body)}"
+
+
+def unsign(key: bytes, label: str, token: str, *, what: str,
+           error: type[PolicyViolation] = PolicyViolation) -> dict:  # type: ignore[type-arg]
+    """The payload of a token made by `sign`, or `error` naming `what` was wrong with it."""
+    try:
+        body, sig = token.rsplit(".", 1)
+    except ValueError:
+        raise error(f"malformed {what}") from None
+    if not hmac.compare_digest(sig, _mac(key, label, body)):
+        raise error(f"{what} signature is not valid")
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except ValueError:
+        raise error(f"{what} payload is not readable") from None
+    if not isinstance(payload, dict):
+        raise error(f"{what} payload is not readable")
+    return payload
+
+
 @dataclass(frozen=True)
 class Issued:
     person: str
@@ -60,9 +85,7 @@ def issue(db: Database, key: bytes, draft_id: int, person: str, ttl: timedelta) 
     code = f"{secrets.randbelow(10**6):06d}"
     nonce = secrets.token_urlsafe(12)
     expires = utcnow() + ttl
-    payload = {"d": draft_id, "p": person, "n": nonce, "e": int(expires.timestamp())}
-    body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
-    token = f"{body}.{_mac(key, 'link', body)}"
+    token = sign(key, "link", {"d": draft_id, "p": person, "n": nonce, "e": int(expires.timestamp())})
     with db.session() as s:
         s.add(ApprovalCode(draft_id=draft_id, person=person, kind="code", secret_hash=_mac(key, "code", draft_id, person, code),
                            created_at=utcnow(), expires_at=expires))
@@ -81,14 +104,8 @@ class LinkClaim:
 
 def read_link(key: bytes, token: str) -> LinkClaim:
     """Check the signature and expiry of a link (not its use: see `consume`)."""
+    payload = unsign(key, "link", token, what="approval link", error=ApprovalError)
     try:
-        body, sig = token.rsplit(".", 1)
-    except ValueError:
-        raise ApprovalError("malformed approval link") from None
-    if not hmac.compare_digest(sig, _mac(key, "link", body)):
-        raise ApprovalError("approval link signature is not valid")
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
         claim = LinkClaim(int(payload["d"]), str(payload["p"]), str(payload["n"]),
                           datetime.fromtimestamp(int(payload["e"]), tz=utcnow().tzinfo))
     except (ValueError, KeyError, TypeError):
