@@ -62,34 +62,26 @@ class FacebookConnector(GraphConnector):
         return params
 
     def map_comment(self, item: dict[str, Any], post_id: str) -> Mention | None:
-        author = item.get("from") or {}
-        if str(author.get("id", "")) == self.account_id:
-            return None  # the page's own replies are not mentions
-        return Mention(
-            platform=self.platform,
-            platform_id=str(item["id"]),
-            text=item.get("message", ""),
-            created_at=parse_time(item.get("created_time")),
-            author=author.get("name") or str(author.get("id", "")),
-            kind="comment",
-            url=item.get("permalink_url") or f"https://www.facebook.com/{item['id']}",
-            reply_to=post_id,
-            engagement=int(item.get("like_count") or 0) + int(item.get("comment_count") or 0),
-        )
+        engagement = int(item.get("like_count") or 0) + int(item.get("comment_count") or 0)
+        return self._mention(item, "comment", engagement, reply_to=post_id)
 
     def map_mention(self, item: dict[str, Any]) -> Mention | None:
+        return self._mention(item, "mention", int((item.get("shares") or {}).get("count") or 0))
+
+    def _mention(self, item: dict[str, Any], kind: str, engagement: int, *, reply_to: str = "") -> Mention | None:
         author = item.get("from") or {}
         if str(author.get("id", "")) == self.account_id:
-            return None
+            return None  # the page's own posts and replies are not mentions
         return Mention(
             platform=self.platform,
             platform_id=str(item["id"]),
             text=item.get("message", ""),
             created_at=parse_time(item.get("created_time")),
             author=author.get("name") or str(author.get("id", "")),
-            kind="mention",
+            kind=kind,
             url=item.get("permalink_url") or f"https://www.facebook.com/{item['id']}",
-            engagement=int((item.get("shares") or {}).get("count") or 0),
+            reply_to=reply_to,
+            engagement=engagement,
         )
 
     # -- publishing ------------------------------------------------------------------------

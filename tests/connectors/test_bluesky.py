@@ -30,24 +30,10 @@ from firebreak.errors import (
 )
 from tests.spec_check import check_state_log, specs
 
+from tests.connector_helpers import LossyTransport, drain
+
 P = Platform.BLUESKY
 HANDLE = "@fjell.bsky.example"
-
-
-
-class LossyTransport(httpx.HTTPTransport):
-    def __init__(self, match: str, drops: int = 1):
-        super().__init__()
-        self.match, self.drops = match, drops
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        resp = super().handle_request(request)
-        if self.drops and request.url.path.endswith(self.match):
-            self.drops -= 1
-            resp.read()
-            resp.close()
-            raise httpx.ReadTimeout("response lost", request=request)
-        return resp
 
 
 def connector(settings, playbook, clock, *, password: str = "app-pass-1234", transport=None) -> BlueskyConnector:  # type: ignore[no-untyped-def]
@@ -77,18 +63,6 @@ def load_mentions(state, t0, n: int, *, start_min: float = -120, step_min: float
                                     reply_to=reply_to if replying else "", likes=3, reposts=1))
     state.load(items, [], [])
     return items
-
-
-def drain(conn: BlueskyConnector, stream: str, since: str | None, limit: int = 10,
-          cursor: str | None = None) -> tuple[list[Any], str | None, int]:
-    out, pages = [], 0
-    while True:
-        page = conn.fetch_mentions(stream, since=since, cursor=cursor, limit=limit)
-        out.extend(page.mentions)
-        pages += 1
-        if page.next_cursor is None:
-            return out, page.high_water, pages
-        cursor = page.next_cursor
 
 
 # -- listening -----------------------------------------------------------------------------

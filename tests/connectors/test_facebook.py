@@ -4,6 +4,8 @@ checked against Meta's own spec files."""
 
 from __future__ import annotations
 
+import functools
+
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -21,6 +23,11 @@ from pydantic import SecretStr
 from firebreak.domain import Platform, ScheduledPost
 from firebreak.errors import AuthError, RateLimited, RejectedRequest, TransientError
 from tests.spec_check import check_state_log
+
+from tests.connector_helpers import drain as _drain
+
+# Graph comment pages hold more items than the social streams.
+drain = functools.partial(_drain, limit=20)
 
 P = Platform.FACEBOOK
 PAGE = "100000000000001"
@@ -54,15 +61,6 @@ def load_threads(state, clock, n_a: int = 45, n_b: int = 30) -> tuple[set[str], 
     return {m.id for m in mentions if m.kind == "comment"}, post_a, post_b
 
 
-def drain(conn: FacebookConnector, stream: str, since: str | None, limit: int = 20) -> tuple[list, str | None, int]:  # type: ignore[type-arg]
-    out, cursor, pages = [], None, 0
-    while True:
-        page = conn.fetch_mentions(stream, since=since, cursor=cursor, limit=limit)
-        pages += 1
-        out.extend(page.mentions)
-        if page.next_cursor is None:
-            return out, page.high_water, pages
-        cursor = page.next_cursor
 
 
 def test_drain_pages_survive_a_crash_and_high_water_returns_only_new(sandbox_state, clock, fb_settings):  # type: ignore[no-untyped-def]

@@ -4,6 +4,8 @@ request checked against Meta's IG spec files."""
 
 from __future__ import annotations
 
+import functools
+
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,6 +24,11 @@ from firebreak.errors import (
     TransientError,
 )
 from tests.spec_check import check_state_log
+
+from tests.connector_helpers import drain as _drain
+
+# Graph comment pages hold more items than the social streams.
+drain = functools.partial(_drain, limit=20)
 
 P = Platform.INSTAGRAM
 USER = "17841400000000001"
@@ -55,15 +62,6 @@ def load(state, clock, n_a: int = 40, n_b: int = 25) -> tuple[set[str], str, str
     return {m.id for m in mentions if m.kind == "comment"}, media_a, media_b
 
 
-def drain(conn, stream: str, since: str | None, limit: int = 20):  # type: ignore[no-untyped-def]
-    out, cursor, pages = [], None, 0
-    while True:
-        page = conn.fetch_mentions(stream, since=since, cursor=cursor, limit=limit)
-        pages += 1
-        out.extend(page.mentions)
-        if page.next_cursor is None:
-            return out, page.high_water, pages
-        cursor = page.next_cursor
 
 
 def test_comment_drain_resumes_after_crash_and_high_water(sandbox_state, clock, ig_settings):  # type: ignore[no-untyped-def]

@@ -22,26 +22,12 @@ from firebreak.errors import (
 )
 from tests.spec_check import check_state_log, specs
 
+from tests.connector_helpers import LossyTransport, drain
+
 P = Platform.X
 
 
 # -- helpers -------------------------------------------------------------------------------
-class LossyTransport(httpx.HTTPTransport):
-    """Delivers the request, then 'loses' the response of the first `drops` matching calls."""
-
-    def __init__(self, match: str, drops: int = 1):
-        super().__init__()
-        self.match, self.drops = match, drops
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        resp = super().handle_request(request)
-        if self.drops and f"{request.method} {request.url.path}".endswith(self.match):
-            self.drops -= 1
-            resp.read()
-            resp.close()
-            raise httpx.ReadTimeout("response lost", request=request)
-        return resp
-
 
 def connector(settings, playbook, *, token: str = "test-token", transport=None) -> XConnector:  # type: ignore[no-untyped-def]
     cfg = settings.model_copy(update={"x": settings.x.model_copy(update={"token": SecretStr(token)})})
@@ -61,17 +47,6 @@ def load_mentions(state, t0, n: int, *, start_min: float = -120, step_min: float
                                     followers=100 + num, likes=num % 5, reposts=1, author_id=str(5000 + num)))
     state.load(items, [], [])
     return items
-
-
-def drain(conn: XConnector, stream: str, since: str | None, limit: int = 10) -> tuple[list[Any], str | None, int]:
-    out, cursor, pages = [], None, 0
-    while True:
-        page = conn.fetch_mentions(stream, since=since, cursor=cursor, limit=limit)
-        out.extend(page.mentions)
-        pages += 1
-        if page.next_cursor is None:
-            return out, page.high_water, pages
-        cursor = page.next_cursor
 
 
 # -- listening -----------------------------------------------------------------------------
