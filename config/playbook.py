@@ -71,7 +71,7 @@ class Detection(_Model):
     bucket_minutes: int = Field(5, ge=1, le=60)
     seasonal: bool = True
     history_days: int = Field(14, ge=1, le=90)
-    volume_threshold: float = Field(4.0, gt=0, description="robust z-score of volume over baseline")
+    volume_threshold: float = Field(4.5, gt=0, description="robust z-score of volume over baseline")
     min_volume: int = Field(15, ge=1, description="mentions per bucket before volume can alert")
     negative_share_threshold: float = Field(0.4, ge=0, le=1)
     min_negative: int = Field(8, ge=1)

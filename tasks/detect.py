@@ -13,9 +13,22 @@ history, so a storm cannot lift its own baseline quickly; a real level shift sti
 the median within about half a day.
 
 Spread. Counts are over-dispersed, so the scale is the larger of the robust spread
-(1.4826 × MAD of recent residuals) and a Poisson floor ``sqrt(baseline)``; the volume
-signal is the robust z-score. A second channel sums the last hour, so a slow climb that
-never spikes in one bucket still counts.
+(1.4826 × MAD of recent residuals), a Poisson floor ``sqrt(baseline)`` and a tail scale
+(a high quantile of past residuals in normal-equivalent units, so a given z is about as
+rare on every series); the volume signal is the robust z-score. A second channel averages
+the last two hours, scaled by the tail of its own history, so a slow climb that never
+spikes in one bucket still counts. That history only holds residuals taken against the
+baseline in use: the early non-seasonal baseline follows the series closely and leaves
+small residuals, so a scale learnt from them would make the first seasonal day look like
+a storm. Until enough seasonal residuals exist (a day, at 5-minute buckets) the sustained
+channel waits; the single-bucket tail keeps all residuals, since it measures how bursty
+the series is rather than how good the baseline is.
+
+Evidence. The two channels also combine, Stouffer-style, into
+``(z + w·z_sustained) / sqrt(1 + w²)`` with ``w = 0.5`` (the two-hour mean contains the
+current bucket, so it is down-weighted): a fairly high bucket inside two raised hours is a
+storm even when neither channel alone reaches the threshold, which lets the threshold sit
+higher and pass over lone moderate spikes. The alert score is the largest of the three.
 
 Alerts. Volume z ≥ ``cfg.volume_threshold`` with at least ``cfg.min_volume`` mentions; or
 a milder rise (half the threshold) with a negative share ≥
@@ -46,6 +59,7 @@ _RECENT_MINUTES = 24 * 60  # window for the level ratio and the MAD
 _FALLBACK_MINUTES = 120  # window for the non-seasonal baseline: short, so it follows the daily cycle
 _MIN_HISTORY_BUCKETS = 12  # no alert before this much history: nothing to compare with
 _SUSTAINED_MINUTES = 120
+_SUSTAINED_WEIGHT = 0.5  # weight of the sustained channel in the combined evidence
 _SUBSIDED_Z = 1.0
 _TAIL_Q = 0.999
 _TAIL_REFRESH_MINUTES = 60
@@ -114,6 +128,9 @@ class Detector:
         self._resid = np.full(self._cap, np.nan)  # raw (not winsorised) residuals
         self._tail_scale = 0.0
         self._resid_mean = np.full(self._cap, np.nan)  # mean residual over the sustained window
+        self._seasonal_resid = np.zeros(self._cap, dtype=bool)  # taken against the seasonal baseline
+        self._used_seasonal = False  # the baseline of the current bucket is seasonal
+        self._tail_mode: bool | None = None
         self._tail_scale_mean = 0.0
         self._tail_at: int | None = None
         self._tail_refresh = max(1, _TAIL_REFRESH_MINUTES // self.bucket_minutes)
@@ -156,8 +173,16 @@ class Detector:
             return None
         return float(np.median(vals))
 
+    def _seasonal_ready(self, bid: int) -> bool:
+        return bool(
+            self.cfg.seasonal
+            and self._first_id is not None
+            and (bid - self._first_id) // self._per_day >= _SEASONAL_MIN_DAYS
+        )
+
     def _baseline(self, bid: int) -> tuple[float, float, float]:
         """(baseline, sigma, seasonal expectation or nan) for bucket ``bid`` from earlier buckets."""
+        self._used_seasonal = False
         seasonal = self._seasonal_expectation(bid)
         ids = np.arange(bid - self._recent, bid)
         slots = ids % self._cap
@@ -171,6 +196,7 @@ class Detector:
                 ratio = float(np.median((recent_vals[good] + 1.0) / (recent_exp[good] + 1.0)))
                 base = max(0.0, (seasonal + 1.0) * ratio - 1.0)
                 resid = recent_vals[good] - np.maximum(recent_exp[good] * ratio, 0.0)
+                self._used_seasonal = True
                 return base, self._sigma(base, resid), seasonal
         tail = recent_vals[-self._fallback :]
         base = float(np.median(tail)) if tail.size else 0.0
@@ -184,16 +210,21 @@ class Detector:
         # Series differ in how bursty they are; the MAD only sees the body of the
         # distribution. Scale by a high quantile of past residuals, expressed in
         # normal-equivalent units, so "z = 4" means equally rare on every series.
-        if self._tail_at is not None and bid - self._tail_at < self._tail_refresh:
+        # The sustained channel's tail only counts residuals taken against the baseline in
+        # use now (seasonal or not): refresh at once when the baseline switches.
+        mode = self._seasonal_ready(bid)
+        if self._tail_at is not None and bid - self._tail_at < self._tail_refresh and mode == self._tail_mode:
             return
         self._tail_at = bid
+        self._tail_mode = mode
+        m = self._resid_mean[~np.isnan(self._resid_mean) & (self._seasonal_resid == mode)]
+        self._tail_scale_mean = (
+            max(0.0, float(np.quantile(m, _TAIL_Q))) / _Z_OF_Q[_TAIL_Q] if m.size >= _TAIL_MIN_SAMPLES else 0.0
+        )
         r = self._resid[~np.isnan(self._resid)]
         if r.size < _TAIL_MIN_SAMPLES:
             return
         self._tail_scale = max(0.0, float(np.quantile(r, _TAIL_Q))) / _Z_OF_Q[_TAIL_Q]
-        m = self._resid_mean[~np.isnan(self._resid_mean)]
-        if m.size >= _TAIL_MIN_SAMPLES:
-            self._tail_scale_mean = max(0.0, float(np.quantile(m, _TAIL_Q))) / _Z_OF_Q[_TAIL_Q]
 
     def _quiet_at(self, at: datetime) -> bool:
         return any(as_utc(w.start) <= at < as_utc(w.end) for w in self._quiet)
@@ -231,7 +262,12 @@ class Detector:
         z_eff = z
         if len(self._raw_recent) == self._sustain and self._tail_scale_mean > 0:
             sigma_mean = max(self._tail_scale_mean, math.sqrt(max(base, 1.0) / self._sustain))
-            z_eff = max(z, mean_resid / sigma_mean)
+            z_sus = mean_resid / sigma_mean
+            # Evidence adds up: a high bucket inside two raised hours beats either alone.
+            # The sustained channel is down-weighted, since it contains this bucket too.
+            w = _SUSTAINED_WEIGHT
+            z_both = (max(z, 0.0) + w * max(z_sus, 0.0)) / math.sqrt(1.0 + w * w)
+            z_eff = max(z, z_sus, z_both)
 
         warm = self._seen >= _MIN_HISTORY_BUCKETS
         reasons: list[str] = []
@@ -274,6 +310,7 @@ class Detector:
         cap = base + thr * sigma
         self._put(bid, min(float(volume), cap), seasonal)
         self._resid[bid % self._cap] = volume - base
+        self._seasonal_resid[bid % self._cap] = self._used_seasonal
         if len(self._raw_recent) == self._sustain:
             self._resid_mean[bid % self._cap] = mean_resid
         self._last_id = bid

@@ -109,3 +109,16 @@ def test_platform_quiet_window_silences_only_that_platform() -> None:
     assert not any(d.alert for d in Detector(cfg, platform="x").run(rows))
     assert sum(d.alert for d in Detector(cfg, platform="bluesky").run(rows)) == 1
     assert sum(d.alert for d in Detector(cfg).run(rows)) == 1  # the all-platform series is not silenced
+
+
+def test_busier_day_when_the_baseline_turns_seasonal_is_not_a_storm() -> None:
+    # Day 4 is the first with a seasonal baseline; its residuals are larger than those of the
+    # short non-seasonal baseline before it, so the sustained channel must not judge them by
+    # a scale learnt on the early residuals. A 1.5x busier day is a level shift, not a storm.
+    for seed in (1, 2, 3):
+        rng = random.Random(seed)
+        rows = []
+        for i in range(5 * 288):
+            lam = daily(i) * (1.5 if i >= 3 * 288 else 1.0)
+            rows.append((T0 + i * STEP, max(0, int(rng.gauss(lam, math.sqrt(lam))))))
+        assert not any(d.alert for d in Detector(Detection()).run(rows)), seed
