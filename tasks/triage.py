@@ -13,12 +13,17 @@ once with numpy: the batch becomes one array of code points, n-grams are rolling
 polynomial hashes over it (no Python object per n-gram), and language identification
 walks py3langid's own byte-n-gram automaton for every text of the batch in lock-step —
 the same model and the same scores as ``py3langid.rank``, without a Python loop per byte.
+Keyword matching and the spam rule also run once per batch, over the joined texts: a
+trie regex of all crisis terms is tried only where numpy found a word token that can
+start one, so the Python work grows with the hits, not with the texts.
 
 ``Labels.sentiment_score`` is a signed score in [-1, 1]: P(positive) − P(negative).
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import re
 import unicodedata
@@ -58,6 +63,7 @@ _URL = re.compile(r"https?://\S+|www\.\S+|\bURL\b")
 _USER = re.compile(r"@\w+|\bUSER\b|@anonymized_account")
 _REPEAT = re.compile(r"(.)\1\1\1+")
 _HTTP = re.compile(r"https?://\S+")
+_LINK = re.compile(r"https?://\S")
 _AT = re.compile(r"@\w+")
 _UNI_ESC = re.compile(r"\\u([0-9a-fA-F]{4})")
 _SEP = "\n\x01\n"  # \S+, \w+ and (.)\1{3,} cannot cross it; whitespace folding keeps the \x01
@@ -88,13 +94,17 @@ def normalise(text: str) -> str:
     return normalise_batch([text])[0]
 
 
-_FOLD = str.maketrans({"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "æ": "ae", "ß": "ss", "đ": "d", "’": "'", "‘": "'"})
+# Letters that NFKD does not decompose; str.replace per pair is far faster than translate.
+_FOLD_PAIRS = (("ł", "l"), ("Ł", "L"), ("ø", "o"), ("Ø", "O"), ("æ", "ae"), ("ß", "ss"), ("đ", "d"), ("’", "'"), ("‘", "'"))
 _COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
 
 
 def fold(text: str) -> str:
     """Case- and accent-insensitive form for keyword matching (é→e, ł→l, ö→o)."""
-    text = text.translate(_FOLD).casefold()
+    for a, b in _FOLD_PAIRS:
+        if a in text:
+            text = text.replace(a, b)
+    text = text.casefold()
     if text.isascii():
         return text
     return _COMBINING.sub("", unicodedata.normalize("NFKD", text))
@@ -111,10 +121,12 @@ _CLASS_TABLE_SIZE = 0x3000  # code points below this get their class from a tabl
 _SPACE, _WORD, _PUNCT = 0, 1, 2
 
 
-def _mix(h: np.ndarray, bits: int) -> np.ndarray:
+def _mix(h: np.ndarray, bits: int, dtype: type = np.int64) -> np.ndarray:
     """Fold a 64-bit polynomial hash into ``bits`` bits (multiplicative hashing)."""
     h = h ^ (h >> np.uint64(29))
-    return ((h * _MIX) >> np.uint64(64 - bits)).astype(np.int64)
+    h *= _MIX
+    h >>= np.uint64(64 - bits)
+    return h.astype(dtype)
 
 
 def _char_class(c: str) -> int:
@@ -164,24 +176,33 @@ def _tokens(cp: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     return hashes, doc[starts], cls[starts] == _WORD
 
 
-def _char_ngrams(cp: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Hashed char n-grams in text order (doc ids non-decreasing): (doc id, bucket) per n-gram."""
-    seps = np.concatenate([[0], np.cumsum(cp == 0)])
+def _char_block(cp: np.ndarray, doc: np.ndarray, n_docs: int) -> sp.csr_matrix:
+    """Hashed char n-grams as CSR, each occurrence weighted 1/sqrt(n-grams in its text).
+
+    Every position holds one entry per order, row-major, so entries come out grouped by
+    text with no compaction pass; an n-gram that would cross a text's end is an explicit
+    zero (its bucket is irrelevant) and does not count in the norm.
+    """
     size = cp.size
-    hashes = np.zeros((size, len(_CHAR_N)), dtype=np.uint64)
-    valid = np.zeros((size, len(_CHAR_N)), dtype=bool)
-    h = cp.astype(np.uint64)
+    k = len(_CHAR_N)
+    seps = np.concatenate([[0], np.cumsum(cp == 0)])
+    hashes = np.zeros((size, k), dtype=np.uint64)
+    valid = np.zeros((size, k), dtype=bool)
+    c64 = cp.astype(np.uint64)
+    h = c64
     p = np.uint64(_P)
-    k = 0
+    j = 0
     for n in range(2, max(_CHAR_N) + 1):
-        h = h[:-1] * p + cp[n - 1 :].astype(np.uint64)
+        h = h[:-1] * p + c64[n - 1 :]
         if n in _CHAR_N:
-            hashes[: h.size, k] = h + np.uint64(n)
-            valid[: h.size, k] = seps[n : n + h.size] == seps[: h.size]  # no separator inside
-            k += 1
-    # Row-major flattening keeps n-grams in position order, so rows come out grouped by doc.
-    flat = valid.ravel()
-    return np.repeat(doc, len(_CHAR_N))[flat], _mix(hashes.ravel()[flat], _CHAR_BITS)
+            hashes[: h.size, j] = h + np.uint64(n)
+            valid[: h.size, j] = seps[n : n + h.size] == seps[: h.size]  # no separator inside
+            j += 1
+    indptr = k * np.searchsorted(doc, np.arange(n_docs + 1))  # every text has >= 3 positions
+    counts = np.add.reduceat(valid.view(np.uint8).ravel(), indptr[:-1], dtype=np.int64)
+    scale = (1.0 / np.sqrt(np.maximum(counts, 1))).astype(np.float32)
+    data = (scale[doc][:, None] * valid).ravel()
+    return sp.csr_matrix((data, _mix(hashes.ravel(), _CHAR_BITS, np.int32), indptr), shape=(n_docs, _N_CHAR))
 
 
 def _block(rows: np.ndarray, cols: np.ndarray, n_docs: int, n_cols: int) -> sp.csr_matrix:
@@ -229,8 +250,7 @@ def feature_blocks(
     wrows = np.repeat(tdoc, 2)
     keep = np.stack([np.ones_like(has_bi), has_bi], axis=1).ravel()
     words = _block(wrows[keep], wcols[keep], n, _N_WORD)
-    crow, ccol = _char_ngrams(cp, doc)
-    chars = _block(crow, ccol, n, _N_CHAR)
+    chars = _char_block(cp, doc, n)
     lex = np.zeros((n, _N_LEX), dtype=np.float32)
     for k, name in enumerate(LEXICONS):
         table = (lexicons or {}).get(name)
@@ -252,6 +272,9 @@ def featurise(texts: Sequence[str], lexicons: dict[str, np.ndarray] | None = Non
 # -- language identification -----------------------------------------------------------
 
 
+_LOG1P = np.log1p(np.arange(64, dtype=np.float32))  # log1p of small counts, by table
+
+
 class _BatchLangId:
     """py3langid's naive Bayes, scored for a whole batch at once.
 
@@ -268,7 +291,7 @@ class _BatchLangId:
         self.classes: tuple[str, ...] = tuple(ident.nb_classes)
         if len(set(self.classes)) != len(self.classes):
             raise ConfigError("language set contains aliased labels; choose distinct languages")
-        self._ptc = np.asarray(ident.nb_ptc, dtype=np.float32)
+        self._ptc = np.ascontiguousarray(ident.nb_ptc, dtype=np.float32)  # rows are gathered: C order
         self._pc = np.asarray(ident.nb_pc, dtype=np.float32)
         self._next = np.frombuffer(ident.tk_nextmove, dtype=np.uint32)
         self._rowbase = np.asarray(ident.tk_row, dtype=np.int64) << 8
@@ -284,31 +307,42 @@ class _BatchLangId:
     def _proba(self, texts: Sequence[str]) -> np.ndarray:
         enc = [self._encode(t) for t in texts]
         n = len(enc)
+        n_feat, n_cls = self._ptc.shape
         lens = np.fromiter((len(b) for b in enc), dtype=np.int64, count=n)
         order = np.argsort(-lens, kind="stable")
         slens = lens[order]
-        width = int(slens[0]) if n else 0
-        buf = np.zeros((n, max(width, 1)), dtype=np.int64)
-        flat = np.frombuffer(b"".join(enc[i] for i in order), dtype=np.uint8)
-        rows = np.repeat(np.arange(n), slens)
-        cols = np.arange(flat.size) - np.repeat(np.cumsum(slens) - slens, slens)
-        buf[rows, cols] = flat
-        feats = np.full((n, max(width, 1)), -1, dtype=np.int64)
+        starts = np.cumsum(slens) - slens
+        flat = np.frombuffer(b"".join([enc[i] for i in order]), dtype=np.uint8)
+        states = np.zeros(flat.size, dtype=np.uint32)
         state = np.zeros(n, dtype=np.int64)
-        alive = n
+        # Texts sorted longest first: at byte ``pos`` the first ``alive[pos]`` are still going.
+        width = int(slens[0]) if n else 0
+        alive = n - np.searchsorted(slens[::-1], np.arange(width), side="right")
+        nxt, rowbase = self._next, self._rowbase
         for pos in range(width):
-            while alive and slens[alive - 1] <= pos:  # sorted by length: finished texts drop off the end
-                alive -= 1
-            s = self._next[self._rowbase[state[:alive]] + buf[:alive, pos]].astype(np.int64)
-            state[:alive] = s
-            feats[:alive, pos] = self._out[s]
-        r, c = np.nonzero(feats >= 0)
-        counts = sp.csr_matrix((np.ones(r.size, dtype=np.float32), (r, feats[r, c])), shape=(n, self._ptc.shape[0]))
-        counts.sum_duplicates()
-        np.log1p(counts.data, out=counts.data)
-        scores = np.asarray(counts @ self._ptc) + self._pc
-        has = np.diff(counts.indptr) > 0
-        scores[~has] = 0.0  # no feature at all: uniform, as py3langid
+            a = alive[pos]
+            idx = starts[:a] + pos
+            s = nxt[rowbase[state[:a]] + flat[idx]]
+            state[:a] = s
+            states[idx] = s
+        feats = self._out[states]
+        keep = feats >= 0
+        doc = np.repeat(np.arange(n, dtype=np.int64), slens)[keep]
+        # Count each (text, feature) pair: sort the combined keys, then runs of equal keys.
+        keys = np.sort(doc * n_feat + feats[keep])
+        first = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1]))) if keys.size else np.zeros(0, np.int64)
+        counts = np.diff(np.append(first, keys.size))
+        ukeys = keys[first]
+        udoc = ukeys // n_feat
+        indptr = np.concatenate(([0], np.cumsum(np.bincount(udoc, minlength=n))))
+        weights = _LOG1P[np.minimum(counts, _LOG1P.size - 1)]
+        big = counts >= _LOG1P.size
+        if big.any():
+            weights[big] = np.log1p(counts[big])
+        x = sp.csr_matrix((weights, (ukeys - udoc * n_feat).astype(np.int32), indptr), shape=(n, n_feat))
+        scores = np.asarray(x @ self._ptc) + self._pc
+        scores[indptr[1:] == indptr[:-1]] = 0.0
+        # A text with no feature at all keeps 0 everywhere: uniform, as py3langid.
         scores *= (1.0 / np.sqrt(np.maximum(slens, 1)))[:, None]
         scores -= scores.max(axis=1, keepdims=True)
         np.exp(scores, out=scores)
@@ -356,51 +390,168 @@ class _Heads:
         return p_off, p_cmp, s / s.sum(axis=1, keepdims=True)
 
 
-_KW_TOKEN = re.compile(r"[@#]*\w+")
+_WORDCHAR = re.compile(r"\w")
+_DOC_SEP = "\x01"  # not \w, not whitespace, not @/#: no keyword match can include or straddle it
+
+
+def fold_batch(texts: Sequence[str]) -> str | None:
+    """``fold`` of every text, joined by ``_DOC_SEP`` (None if a text contains it).
+
+    One translate/casefold/NFKD pass over the batch: decomposition and the stripping of
+    combining marks never act across the separator, so this is ``_DOC_SEP.join(map(fold, texts))``.
+    """
+    big = _DOC_SEP.join(texts)
+    if big.count(_DOC_SEP) != len(texts) - 1:
+        return None
+    return fold(big)
+
+
+_WORD_RUN = re.compile(r"\w+")
+
+
+@lru_cache(maxsize=1)
+def _word_table() -> np.ndarray:
+    """Whether each BMP code point is a regex word character (\\w: alphanumeric or _)."""
+    return np.array([chr(i).isalnum() or i == 0x5F for i in range(0x10000)], dtype=bool)
+
+
+def _run_keys(cp: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """20-bit hash of each run cp[s:e] from its length and first, second and last code points."""
+    a = cp[starts].astype(np.uint64)
+    b = cp[np.minimum(starts + 1, ends - 1)].astype(np.uint64)
+    c = cp[ends - 1].astype(np.uint64)
+    n = (ends - starts).astype(np.uint64)
+    h = n * np.uint64(0x9E3779B97F4A7C15) ^ a * np.uint64(0xC2B2AE3D27D4EB4F) ^ b * np.uint64(0x165667B19E3779F9) ^ c * np.uint64(0x27D4EB2F165667C5)
+    h ^= h >> np.uint64(31)
+    h *= np.uint64(0x94D049BB133111EB)
+    return (h >> np.uint64(44)).astype(np.int64)
+
+
+def _trie_pattern(terms: Sequence[str]) -> str:
+    """A regex matching exactly the given (space-normalised) terms, as a character trie.
+
+    Branches differ in their first character and a term's end is an optional group, so
+    the match at a position is the longest term there that the caller's boundary accepts.
+    """
+    trie: dict = {}
+    for term in terms:
+        node = trie
+        for ch in term:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict) -> str:
+        alts = [(r"\s+" if ch == " " else re.escape(ch)) + emit(node[ch]) for ch in sorted(k for k in node if k)]
+        if not alts:
+            return ""
+        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return emit(trie)
 
 
 class _KeywordMatcher:
     """Word-boundary, case- and accent-insensitive matching of multi-language keyword lists.
 
-    Most terms are one token: those are set look-ups on the text's tokens. A type's full
-    regex runs only when a text holds the first token of one of its multi-word terms.
+    A type matches a text when one of its terms occurs with no word character (nor @/#)
+    before it and no word character after it, whitespace inside a term matching any run
+    of whitespace — ``match_exact`` is that rule written as one regex per type. For a
+    batch, one trie regex of all terms runs over the folded, joined texts: at each position
+    it finds the longest term, and the terms that are word-boundary prefixes of that one
+    (precomputed) match there too. Searching again from the next character after every
+    hit keeps overlapping occurrences.
     """
 
     def __init__(self, crisis_types: Sequence[CrisisType]) -> None:
         self._rules: list[tuple[str, re.Pattern[str]]] = []
-        self._single: dict[str, set[str]] = {}  # token -> type ids
-        self._multi: dict[str, set[str]] = {}  # first token of a longer term -> type ids
-        self._always: set[str] = set()  # types with a term that has no word token at all
+        owners: dict[str, set[str]] = {}  # space-normalised folded term -> type ids
         for ct in crisis_types:
-            terms = sorted({fold(t).strip() for ts in ct.keywords.values() for t in ts if t.strip()}, key=len, reverse=True)
+            terms = sorted({" ".join(fold(t).split()) for ts in ct.keywords.values() for t in ts if t.strip()}, key=len, reverse=True)
             if not terms:
                 continue
-            alts = "|".join(r"\s+".join(re.escape(p) for p in term.split()) for term in terms)
+            alts = "|".join(r"\s+".join(re.escape(p) for p in term.split(" ")) for term in terms)
             # Terms may start or end with a non-word char (@brand, #tag): only require a
             # boundary on the sides that are word characters.
             self._rules.append((ct.id, re.compile(rf"(?<![\w@#])(?:{alts})(?!\w)")))
             for term in terms:
-                toks = _KW_TOKEN.findall(term)
-                if len(toks) == 1 and toks[0] == term:
-                    self._single.setdefault(term, set()).add(ct.id)
-                elif toks:
-                    self._multi.setdefault(toks[0], set()).add(ct.id)
-                else:
-                    self._always.add(ct.id)
-        self._regex = dict(self._rules)
+                owners.setdefault(term, set()).add(ct.id)
+        self._order = {tid: k for k, (tid, _) in enumerate(self._rules)}
+        # A hit on term T also means a hit on every term that is a prefix of T ending at a boundary.
+        self._hit_types: dict[str, frozenset[str]] = {}
+        for term in owners:
+            ids: set[str] = set()
+            for k in range(1, len(term) + 1):
+                if term[:k] in owners and (k == len(term) or not _WORDCHAR.match(term[k])):
+                    ids |= owners[term[:k]]
+            self._hit_types[term] = frozenset(ids)
+        self._any = re.compile(rf"(?<![\w@#])(?:{_trie_pattern(list(owners))})(?!\w)") if owners else None
+        # Where can a term start? A term that starts with a word character starts on a word
+        # token equal to its first run of word characters: tokens are found with numpy and
+        # filtered by a hash of (length, first, second, last character); the regex confirms.
+        # Terms starting with another character (#tag, @brand) get a regex scan of their own.
+        lead = [t for t in owners if _WORDCHAR.match(t)]
+        others = [t for t in owners if not _WORDCHAR.match(t)]
+        self._lead_keys = np.zeros(1 << 20, dtype=bool)
+        for term in lead:
+            run = np.array([ord(c) for c in _WORD_RUN.match(term).group()], dtype=np.uint32)
+            self._lead_keys[_run_keys(run, np.array([0]), np.array([run.size]))] = True
+        self._others = re.compile(rf"(?<![\w@#])(?:{_trie_pattern(others)})(?!\w)") if others else None
 
     def match(self, folded: str) -> tuple[str, ...]:
-        if not self._rules:
-            return ()
-        toks = set(_KW_TOKEN.findall(folded))
-        hits: set[str] = set()
-        for t in toks.intersection(self._single):
-            hits |= self._single[t]
-        check = set(self._always)
-        for t in toks.intersection(self._multi):
-            check |= self._multi[t]
-        hits |= {tid for tid in check - hits if self._regex[tid].search(folded)}
-        return tuple(tid for tid, _ in self._rules if tid in hits)
+        """Types whose terms occur in one folded text."""
+        return self._scan(folded, None, 1)[0]
+
+    def match_batch(self, texts: Sequence[str]) -> list[tuple[str, ...]]:
+        """Types per text (texts as given, folded here)."""
+        if self._any is None or not texts:
+            return [()] * len(texts)
+        big = fold_batch(texts)
+        if big is None:  # a text holds the separator: one by one
+            return [self.match(fold(t)) for t in texts]
+        return self._scan(big, _DOC_SEP, len(texts))
+
+    def _scan(self, big: str, sep: str | None, n: int) -> list[tuple[str, ...]]:
+        """Types per text of ``n`` folded texts joined by ``sep`` (one text if ``sep`` is None)."""
+        out: list[tuple[str, ...]] = [()] * n
+        if self._any is None:
+            return out
+        found: list[re.Match[str]] = []
+        match = self._any.match
+        for p in self._lead_positions(big):
+            m = match(big, p)
+            if m is not None:
+                found.append(m)
+        if self._others is not None:
+            m = self._others.search(big)
+            while m is not None:
+                found.append(m)
+                m = self._others.search(big, m.start() + 1)
+        if not found:
+            return out
+        ends = list(itertools.accumulate(len(p) + 1 for p in big.split(sep))) if sep is not None else [len(big) + 1]
+        hits: dict[int, set[str]] = {}
+        for m in found:
+            doc = bisect.bisect_right(ends, m.start())
+            hits.setdefault(doc, set()).update(self._hit_types[" ".join(m.group().split())])
+        order = self._order
+        for doc, ids in hits.items():
+            out[doc] = tuple(sorted(ids, key=order.__getitem__))
+        return out
+
+    def _lead_positions(self, big: str) -> list[int]:
+        """Start of every word token whose (length, characters) hash is that of a term's first run."""
+        if not big:
+            return []
+        cp = np.frombuffer(big.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        word = _word_table()[np.minimum(cp, 0xFFFF)]
+        high = np.flatnonzero(cp > 0xFFFF)
+        if high.size:  # outside the BMP (emoji…): classify each distinct code point once
+            uniq, inv = np.unique(cp[high], return_inverse=True)
+            word[high] = np.array([_WORDCHAR.match(chr(int(u))) is not None for u in uniq], dtype=bool)[inv]
+        edge = np.diff(word.astype(np.int8), prepend=0, append=0)
+        starts = np.flatnonzero(edge == 1)
+        ends = np.flatnonzero(edge == -1)
+        return starts[self._lead_keys[_run_keys(cp, starts, ends)]].tolist()
 
     def match_exact(self, folded: str) -> tuple[str, ...]:
         """Reference: every type's full pattern (tests compare match() with it)."""
@@ -418,20 +569,25 @@ class Triage:
         self._heads = _Heads(model)
         self._lexicons = _lexicon_tables(model)
         self._spam = re.compile(model.get("spam_pattern", r"$^"))
+        self._spam_links = int(model.get("spam_min_links", 0))  # this many links or more: spam (0: no such rule)
         self._langid = _lang_identifier(self.languages)
         self._keywords = _KeywordMatcher(crisis_types)
         self._default_lang = "en" if "en" in self.languages else self.languages[0]
 
-    def _langs(self, texts: Sequence[str], hints: Sequence[str | None]) -> list[str]:
+    def _langs(self, texts: Sequence[str], hints: Sequence[str | None] | None) -> list[str]:
         probs = self._langid.proba(texts)
         classes = self._langid.classes
-        best = [classes[i] for i in probs.argmax(axis=1)]
+        best = [classes[i] for i in probs.argmax(axis=1).tolist()]
+        isalpha = str.isalpha
+        if hints is None:  # emoji-only or empty: nothing to identify
+            default = self._default_lang
+            return [b if any(map(isalpha, t)) else default for t, b in zip(texts, best)]
         out: list[str] = []
         for i, text in enumerate(texts):
             hint = hints[i]
             if hint:
                 hint = hint.lower().split("-")[0].split("_")[0]
-            if not any(c.isalpha() for c in text):  # emoji-only or empty: nothing to identify
+            if not any(map(isalpha, text)):  # emoji-only or empty: nothing to identify
                 out.append(hint if hint in self.languages else self._default_lang)
             elif hint in self.languages:
                 # The platform's tag is a prior, not the answer: short texts fool both.
@@ -445,6 +601,30 @@ class Triage:
                 out.append(best[i])
         return out
 
+    def _spam_flags(self, texts: Sequence[str]) -> list[bool]:
+        """Spam rule per text: the model's phrase pattern (lower-cased text), or many links.
+
+        The pattern runs once over the batch joined by newlines (it never matches a
+        newline, so no match straddles two texts); each hit is confirmed on its own text.
+        """
+        n = len(texts)
+        low = [t.lower() for t in texts]
+        big = "\n".join(low)
+        ends = list(itertools.accumulate(len(t) + 1 for t in low))
+        flags = [False] * n
+        search = self._spam.search
+        m = search(big)
+        while m is not None:
+            doc = bisect.bisect_right(ends, m.start())
+            flags[doc] = bool(search(low[doc]))
+            m = search(big, ends[doc]) if doc + 1 < n else None
+        if self._spam_links and "://" in big:
+            starts = np.fromiter((m.start() for m in _LINK.finditer(big)), dtype=np.int64)
+            many = np.bincount(np.searchsorted(ends, starts, side="right"), minlength=n)[:n] >= self._spam_links
+            for doc in np.flatnonzero(many).tolist():
+                flags[doc] = True
+        return flags
+
     def label_batch(self, texts: Sequence[str], lang_hints: Sequence[str] | None = None) -> list[Labels]:
         texts = list(texts)
         if lang_hints is not None and len(lang_hints) != len(texts):
@@ -456,15 +636,14 @@ class Triage:
         p_sent = p_sent[:, order]
         sent_idx = p_sent.argmax(axis=1).tolist()
         sent_score = np.round(p_sent[:, 2] - p_sent[:, 0], 4).tolist()
-        spam = [bool(self._spam.search(t.lower())) for t in texts]
+        spam = self._spam_flags(texts)
         off = np.where(spam, np.maximum(p_off, 0.99), p_off)
         off_flag = (off >= self._heads.thresholds["offensive"]).tolist()
         cmp_flag = (p_cmp >= self._heads.thresholds["complaint"]).tolist()
         off_score = np.round(off, 4).tolist()
         cmp_score = np.round(p_cmp, 4).tolist()
-        langs = self._langs(texts, lang_hints if lang_hints is not None else [None] * len(texts))
-        kw = self._keywords
-        types = [kw.match(fold(t)) for t in texts] if kw._rules else [()] * len(texts)
+        langs = self._langs(texts, lang_hints)
+        types = self._keywords.match_batch(texts)
         return [
             Labels(
                 lang=langs[i],

@@ -12,9 +12,11 @@ from firebreak.tasks.triage import (
     Labels,
     Triage,
     _BatchLangId,
+    _KeywordMatcher,
     dominant_terms,
     featurise,
     fold,
+    fold_batch,
     load_triage,
     normalise,
     normalise_batch,
@@ -139,3 +141,40 @@ def test_fast_keyword_matching_equals_the_full_patterns(tri: Triage) -> None:
     folded = [fold(t) for t in texts]
     assert [kw.match(f) for f in folded] == [kw.match_exact(f) for f in folded]
     assert any(kw.match(f) for f in folded)
+
+
+def test_batch_keyword_matching_equals_the_full_patterns_on_overlaps() -> None:
+    from firebreak.config.playbook import CrisisType
+
+    def ct(tid: str, keywords: dict) -> CrisisType:
+        return CrisisType(id=tid, name=tid, origin="internal", apology=False, keywords=keywords)
+
+    types = [
+        ct("a", {"en": ["my data", "down", "site is down", "can't log in"]}),
+        ct("b", {"id": ["data saya", "down under"], "en": ["#fail", "@brand"]}),
+        ct("c", {"en": ["down"]}),
+    ]
+    kw = _KeywordMatcher(types)
+    texts = ["my data saya bocor", "going down under", "down's", "site is  down!", "the site\tis down", "a#fail", "#fail",
+             "x@brand", "@brand hi", "cant log in", "can't   log in", "DOWN", "", "nothing", "sitе is down", "my\x01data"]
+    got = kw.match_batch(texts)
+    assert got == [kw.match_exact(fold(t)) for t in texts]
+    assert got[0] == ("a", "b") and got[1] == ("a", "b", "c") and got[6] == ("b",) and got[5] == ()
+    assert fold_batch(texts[:-1]) == "\x01".join(fold(t) for t in texts[:-1])
+    assert fold_batch(texts) is None  # a text holds the separator: match_batch goes one by one
+
+
+def test_spam_rule(tri: Triage) -> None:
+    texts = ["Get FREE FOLLOWERS now", "see http://a.b http://c.d and http://e.f", "one link http://a.b", "click\nhere"]
+    assert tri._spam_flags(texts) == [True, True, False, False]
+    assert [l.offensive for l in tri.label_batch(texts[:2])] == [True, True]
+
+
+def test_batched_language_id_is_py3langid_across_lengths() -> None:
+    ref = langid.LanguageIdentifier.from_model_file(langid.MODEL_FILE, norm_probs=True)
+    ref.set_languages(list(SUPPORTED_LANGS))
+    words = "the app nie działa från morgonen werkt niet ne marche pas tidak bisa 😡 !!! aaaa".split()
+    texts = [" ".join(words[(i * 7) % len(words) :][: i % 23]) * (1 + i % 4) for i in range(120)] + MIXED
+    got = _BatchLangId(SUPPORTED_LANGS).proba(texts)
+    want = np.array([ref._decide(t) for t in texts])
+    assert np.abs(got - want).max() < 1e-4
