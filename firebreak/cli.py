@@ -109,6 +109,15 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_limits_apply(args: argparse.Namespace) -> int:
+    from firebreak.tasks.limits import apply_limits_now, load_limits
+
+    limits = load_limits(args.file)
+    for name, what in apply_limits_now(limits).items():
+        print(f"{name}: limit {limits[name]} ({what})")
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from firebreak.store.db import Database
 
@@ -336,6 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database")
     dbsub = db.add_subparsers(dest="db_command", required=True)
     dbsub.add_parser("upgrade", help="migrate to the latest schema").set_defaults(func=cmd_db_upgrade)
+
+    li = sub.add_parser("limits", help="Prefect global concurrency limits per platform")
+    lisub = li.add_subparsers(dest="limits_command", required=True)
+    la = lisub.add_parser("apply", help="create or update them on the server in PREFECT_API_URL (idempotent)")
+    la.add_argument("--file", type=Path, default=None, help="limits file (default deploy/concurrency-limits.yaml)")
+    la.set_defaults(func=cmd_limits_apply)
 
     pb = sub.add_parser("playbook", help="the crisis playbook")
     pbsub = pb.add_subparsers(dest="playbook_command", required=True)

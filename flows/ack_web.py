@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
 from firebreak.errors import PolicyViolation
+from firebreak.flows.pages import page
 from firebreak.store.models import Incident
 from firebreak.tasks import codes as codes_mod
 from firebreak.tasks.ack import AckClaim, read_ack_link
@@ -28,9 +29,7 @@ button{font-size:1.2rem;padding:.9rem 1.4rem;border-radius:6px;border:0;backgrou
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
-                        f'content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title>'
-                        f"<style>{STYLE}</style></head><body>{body}</body></html>", status_code=status)
+    return page(title, body, STYLE, status)
 
 
 def _claim(token: str) -> tuple[AckClaim, Incident]:

@@ -28,7 +28,7 @@ from firebreak.store.models import Draft, Incident
 from firebreak.tasks import approve as approve_mod
 from firebreak.tasks import codes as codes_mod
 from firebreak.tasks import draft as draft_mod
-from firebreak.tasks.notify import Outgoing, send_once
+from firebreak.tasks.notify import Outgoing, preferred_channel, send_once
 from firebreak.tasks.reminders import send_reminders
 from firebreak.tasks.runtime import Runtime, get_runtime
 
@@ -48,9 +48,6 @@ class ResolveInput(RunInput):
     note: str = ""
 
 
-PREFERRED = ("email", "slack", "sms", "teams", "webhook")
-
-
 def send_codes(rt: Runtime, draft: Draft) -> list[str]:
     """One code and one signed link per possible approver, on their own channel, once per draft."""
     status = approve_mod.approval_status(rt.db, rt.playbook, draft.id)
@@ -60,7 +57,7 @@ def send_codes(rt: Runtime, draft: Draft) -> list[str]:
     for person in rt.playbook.people:
         if person.id == draft.author or not set(person.roles) & set(status.required_roles):
             continue
-        channel = next((c for c in PREFERRED if c in person.channels), None)
+        channel = preferred_channel(person)
         if channel is None:
             continue
         issued = codes_mod.issue(rt.db, key, draft.id, person.id, ttl)

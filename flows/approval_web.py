@@ -21,6 +21,7 @@ from sqlalchemy import select
 from firebreak.errors import ApprovalError
 from firebreak.flows.ack_web import router as ack_router
 from firebreak.flows.manual import resume_paused
+from firebreak.flows.pages import page
 from firebreak.store.models import Approval, ApprovalCode, Draft
 from firebreak.tasks import approve as approve_mod
 from firebreak.tasks import codes as codes_mod
@@ -35,9 +36,7 @@ button{font-size:1.1rem;padding:.7rem 1.2rem;margin:.3rem .3rem .3rem 0;border-r
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
-                        f'content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title>'
-                        f"<style>{STYLE}</style></head><body>{body}</body></html>", status_code=status)
+    return page(title, body, STYLE, status)
 
 
 def _claim(token: str) -> tuple[codes_mod.LinkClaim, Draft]:

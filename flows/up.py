@@ -3,7 +3,8 @@
 * a Prefect server with its UI (127.0.0.1:4200 unless configured), its state kept in
   `<data_dir>/prefect` so Firebreak's stack does not share ~/.prefect with anything else;
 * the deployments served from this process (monitor on its schedule; respond started by the
-  `firebreak.crisis.detected` trigger) — `flows/deployments.py`;
+  `firebreak.crisis.detected` trigger) — `flows/deployments.py` —, with the per-platform
+  global concurrency limits created on the server and taken by the monitors' platform drains;
 * the alert intake (127.0.0.1:8787 unless configured), sending its events to that server;
 * with `sandbox=True`, the sandbox platforms, and every connector pointed at them.
 
@@ -84,12 +85,12 @@ def start_prefect_server(host: str, port: int, home: Path, timeout_s: float = 90
     raise FirebreakError(f"prefect server did not answer {url} within {timeout_s:.0f} s")
 
 
-def stop_process_group(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
-    """SIGTERM to the group we started (the server and its uvicorn child), SIGKILL if it lingers."""
+def stop_process_group(proc: subprocess.Popen[bytes], timeout_s: float = 15.0, sig: int = signal.SIGTERM) -> None:
+    """`sig` to the group we started (the server and its uvicorn child), SIGKILL if it lingers."""
     if proc.poll() is not None:
         return
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, sig)
     except ProcessLookupError:
         return
     try:
@@ -122,6 +123,7 @@ def run_up(cfg: UpConfig | None = None, *, out: TextIO = sys.stdout) -> int:
         api_url = f"http://{cfg.host}:{cfg.port}/api"
         # Before anything reads Prefect's settings in this process: every client here talks to it.
         os.environ["PREFECT_API_URL"] = api_url
+        _apply_platform_limits()
 
         sandbox_url = ""
         if cfg.sandbox:
@@ -150,10 +152,26 @@ def run_up(cfg: UpConfig | None = None, *, out: TextIO = sys.stdout) -> int:
         # while the stack is down); the ExitStack then stops the rest in reverse order.
         # query_seconds=2: the runner looks for runs to start every 2 s instead of 10, so a
         # triggered respond run starts within seconds of the alert (a local API call is cheap).
-        serve(*deployments(cfg.monitor_interval_s), print_starting_message=False, query_seconds=2)
+        try:
+            serve(*deployments(cfg.monitor_interval_s), print_starting_message=False, query_seconds=2)
+        except KeyboardInterrupt:
+            # serve() registers the deployments before its own Ctrl-C handling starts; a
+            # Ctrl-C in that window is the same clean stop.
+            pass
         print("stopping …", file=out, flush=True)
     print("stopped.", file=out, flush=True)
     return 0
+
+
+def _apply_platform_limits() -> None:
+    """The per-platform global concurrency limits on this server, and every run served from
+    here taking their slots (the runs inherit this process's environment)."""
+    from firebreak.config.settings import get_settings
+    from firebreak.tasks.limits import apply_limits_now, load_limits
+
+    apply_limits_now(load_limits())
+    os.environ["FIREBREAK_PLATFORM_LIMITS"] = "true"
+    get_settings.cache_clear()
 
 
 def _start_sandbox(stack: ExitStack, cfg: UpConfig) -> str:

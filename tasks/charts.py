@@ -6,11 +6,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import matplotlib
+from typing import Any
 
-matplotlib.use("Agg")  # no display on servers and CI
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
+
+def _mpl() -> tuple[Any, Any]:
+    """pyplot and matplotlib.dates, imported on first use: they cost about half a second, and
+    every monitor run (a new process per run on a work pool) imports this module's callers."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    return plt, mdates
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,7 @@ class BucketStats:
 
 
 def _axes(title: str, ylabel: str):  # type: ignore[no-untyped-def]
+    plt, mdates = _mpl()
     fig, ax = plt.subplots(figsize=(9, 3.2), dpi=100)
     ax.set_title(title, fontsize=11, loc="left")
     ax.set_ylabel(ylabel)
@@ -37,7 +46,7 @@ def _save(fig, path: Path) -> Path:  # type: ignore[no-untyped-def]
     fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path, format="png")
-    plt.close(fig)
+    _mpl()[0].close(fig)
     return path
 
 

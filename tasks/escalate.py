@@ -96,8 +96,8 @@ def run_escalation(db: Database, audit: AuditLog, playbook: Playbook, notifiers:
         for idx in range(sev.start_level - 1, len(policy.levels)):
             level_no = idx + 1
             lvl = policy.levels[idx]
-            if is_acknowledged(db, incident_id):
-                result.acknowledged_by = is_acknowledged(db, incident_id)
+            if by := is_acknowledged(db, incident_id):
+                result.acknowledged_by = by
                 return result
             people = []
             for t in lvl.targets:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from firebreak.audit import AuditLog
 from firebreak.config.logging import get_logger
+from firebreak.config.playbook import Person
 from firebreak.connectors.notify import Message, Notifier
 from firebreak.domain import utcnow
 from firebreak.errors import ConnectorError
@@ -34,6 +35,14 @@ class Outgoing:
     person: str | None = None
     level: int = 0
     round: int = 0
+
+
+# Where a person's one-time code, link and reminders go: the first channel they have.
+PREFERRED_CHANNELS = ("email", "slack", "sms", "teams", "webhook")
+
+
+def preferred_channel(person: Person) -> str | None:
+    return next((c for c in PREFERRED_CHANNELS if c in person.channels), None)
 
 
 def send_once(db: Database, audit: AuditLog, notifiers: dict[str, Notifier], incident_id: int | None,

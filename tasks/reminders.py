@@ -24,18 +24,11 @@ from firebreak.connectors.notify import Notifier
 from firebreak.store.db import Database
 from firebreak.store.models import Approval, Draft, Notification
 from firebreak.tasks import approve as approve_mod
-from firebreak.tasks.notify import Outgoing, send_once
-
-
-DEFAULT_REMIND_EVERY_MINUTES = 10.0
-# Same preference as the code messages (flows/approval.py), so a reminder arrives where the code did.
-PREFERRED = ("email", "slack", "sms", "teams", "webhook")
+from firebreak.tasks.notify import Outgoing, preferred_channel, send_once
 
 
 def remind_interval(playbook: Playbook) -> timedelta:
-    """`approval.remind_every_minutes` (proposed playbook field), 10 minutes when absent."""
-    minutes = getattr(playbook.approval, "remind_every_minutes", None) or DEFAULT_REMIND_EVERY_MINUTES
-    return timedelta(minutes=float(minutes))
+    return timedelta(minutes=playbook.approval.remind_every_minutes)
 
 
 def _key_prefix(draft_id: int, person: str) -> str:
@@ -108,7 +101,8 @@ def send_reminders(db: Database, audit: AuditLog, playbook: Playbook, notifiers:
     out = []
     for pid in people:
         person = playbook.person(pid)
-        channel = next((c for c in PREFERRED if c in person.channels), None)
+        # Where the code went (same preference), so the reminder arrives beside it.
+        channel = preferred_channel(person)
         if channel is None:
             continue  # nowhere to reach them; the code message had the same problem
         body = (f"Reminder: {kind} statement #{draft_id} v{version} (hash {sha[:12]}…) has waited "

@@ -22,6 +22,7 @@ from firebreak.store.db import Database, get_database
 if TYPE_CHECKING:
     import httpx
 
+    from firebreak.connectors.llm import TextProvider
     from firebreak.connectors.notify import Notifier
     from firebreak.tasks.triage import Triage
 
@@ -37,6 +38,8 @@ class Runtime:
     _connectors: dict[Platform, Connector] = field(default_factory=dict)
     _notifiers: "dict[str, Notifier] | None" = None
     _triage: "Triage | None" = None
+    _llm: "TextProvider | None" = None
+    _llm_built: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -64,6 +67,17 @@ class Runtime:
             if self._notifiers is None:
                 self._notifiers = build_notifiers(self.settings)
             return self._notifiers
+
+    def llm(self) -> "TextProvider | None":
+        """The optional LLM provider, one per process: its circuit breaker must see every
+        draft's failures to skip a provider that keeps failing."""
+        from firebreak.connectors.llm import build_llm
+
+        with self._lock:
+            if not self._llm_built:
+                self._llm = build_llm(self.settings.llm)
+                self._llm_built = True
+            return self._llm
 
     def triage(self) -> "Triage":
         from firebreak.tasks.triage import load_triage

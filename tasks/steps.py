@@ -33,10 +33,10 @@ from firebreak.tasks import ingest as ingest_mod
 from firebreak.tasks import postmortem as postmortem_mod
 from firebreak.tasks import publish as publish_mod
 from firebreak.tasks import signals as signals_mod
-from firebreak.connectors.llm import build_llm
 from firebreak.tasks.draft import StatementFacts, propose_statement
 from firebreak.tasks.ack import AckLinks
 from firebreak.tasks.incident import apply_assessment, open_incident
+from firebreak.tasks.limits import platform_slot
 from firebreak.tasks.runtime import get_runtime
 
 P = ParamSpec("P")
@@ -139,7 +139,8 @@ def connectors() -> dict[Platform, Any]:
 @honour_retry_after
 def ingest(platform: str) -> dict[str, Any]:
     rt = get_runtime()
-    with structlog.contextvars.bound_contextvars(platform=platform):
+    with structlog.contextvars.bound_contextvars(platform=platform), \
+            platform_slot(platform, enabled=rt.settings.platform_limits, timeout_s=rt.settings.platform_limit_timeout_s):
         st = ingest_mod.ingest_platform(rt.db, rt.connector(platform), rt.brand)
     rt.count("mentions_received", st.received)
     return {"platform": platform, "pages": st.pages, "received": st.received, "stored": st.stored}
@@ -213,12 +214,8 @@ def draft(incident_id: int, kind: str, sequence: int, update_number: int = 0,
                                resolved_summary="" if kind != "final" else "The situation is resolved.")
         # The LLM (if configured) only proposes; propose_statement checks its text like a
         # template's and falls back to the template, so a draft is always ready in time.
-        llm = build_llm(rt.settings.llm)
-        try:
-            proposal = propose_statement(pb, kind, facts, llm)  # type: ignore[arg-type]
-        finally:
-            if llm is not None:
-                llm.close()
+        llm = rt.llm()
+        proposal = propose_statement(pb, kind, facts, llm)  # type: ignore[arg-type]
         d = approve_mod.create_draft(rt.db, rt.audit, incident_id, kind, sequence, pb.brand.default_language,
                                      proposal.variants, source=proposal.source)
         if proposal.fallback_reason and llm is not None:

@@ -60,6 +60,18 @@ def sandbox_settings(sandbox: SandboxServer, tmp_path) -> Settings:  # type: ign
                        ("x", "facebook", "instagram", "linkedin", "mastodon", "bluesky")})
 
 
+@pytest.fixture(scope="module")
+def prefect_server() -> Iterator[str]:
+    """A Prefect test server for the module (it takes ~8 s to start); its API URL. Not for the
+    session: while it runs, every flow in every later test talks to it instead of its own
+    ephemeral server, and its services keep a core busy (the suite took 50% longer)."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield str(PREFECT_API_URL.value())
+
+
 # -- databases: every store test runs on SQLite and, where a server answers, PostgreSQL ----------
 
 PG_ADMIN_URL = os.environ.get("FIREBREAK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

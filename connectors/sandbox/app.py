@@ -32,6 +32,9 @@ PLATFORM_MODULES: dict[Platform, str] = {
 }
 
 
+_PLATFORMS = frozenset(p.value for p in Platform)
+
+
 def create_app(state: SandboxState) -> FastAPI:
     app = FastAPI(title="Firebreak sandbox platforms", docs_url=None, redoc_url=None)
     app.state.sandbox = state
@@ -53,10 +56,16 @@ def create_app(state: SandboxState) -> FastAPI:
                     body = raw.decode("utf-8", "replace")
             elif raw:
                 body = raw.decode("utf-8", "replace")
-        response = await call_next(request)
         first = request.url.path.strip("/").split("/", 1)[0]
-        if first in {p.value for p in Platform}:
-            state.record_request(first, request.method, request.url.path, request.url.query, body, response.status_code)
+        platform = first if first in _PLATFORMS else None
+        if platform is None:
+            return await call_next(request)
+        state.request_started(platform)
+        try:
+            response = await call_next(request)
+        finally:
+            state.request_finished(platform)
+        state.record_request(platform, request.method, request.url.path, request.url.query, body, response.status_code)
         return response
 
     for platform, module in PLATFORM_MODULES.items():
@@ -78,6 +87,11 @@ def create_app(state: SandboxState) -> FastAPI:
     @app.get("/_sandbox/state")
     def sandbox_state() -> dict[str, Any]:
         return state.snapshot()
+
+    @app.get("/_sandbox/concurrency")
+    def sandbox_concurrency(reset: bool = False) -> dict[str, dict[str, int]]:
+        """Requests in flight per platform now, and the peak since the last reset."""
+        return state.concurrency(reset=reset)
 
     @app.get("/_sandbox/requests")
     def sandbox_requests(offset: int = 0) -> list[dict[str, Any]]:

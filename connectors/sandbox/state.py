@@ -80,6 +80,10 @@ class SandboxState:
         self.scheduled: dict[Platform, dict[str, SandboxScheduled]] = {p: {} for p in Platform}
         self.hidden: dict[Platform, set[str]] = {p: set() for p in Platform}
         self.requests: list[dict[str, Any]] = []
+        # Requests being served per platform, and the most seen at once: how a benchmark checks
+        # that per-platform concurrency limits hold across workers.
+        self.in_flight: dict[str, int] = {}
+        self.peak_in_flight: dict[str, int] = {}
         self.request_log_limit = 200_000
         self._ids = itertools.count(1)
         self.idempotency: dict[tuple[Platform, str], SandboxPost] = {}
@@ -162,6 +166,23 @@ class SandboxState:
             before = len(self.posts[platform])
             self.posts[platform] = [p for p in self.posts[platform] if p.id != post_id]
             return len(self.posts[platform]) < before
+
+    def request_started(self, platform: str) -> None:
+        with self.lock:
+            n = self.in_flight.get(platform, 0) + 1
+            self.in_flight[platform] = n
+            self.peak_in_flight[platform] = max(self.peak_in_flight.get(platform, 0), n)
+
+    def request_finished(self, platform: str) -> None:
+        with self.lock:
+            self.in_flight[platform] = self.in_flight.get(platform, 1) - 1
+
+    def concurrency(self, *, reset: bool = False) -> dict[str, dict[str, int]]:
+        with self.lock:
+            out = {"in_flight": dict(self.in_flight), "peak": dict(self.peak_in_flight)}
+            if reset:
+                self.peak_in_flight = {p: n for p, n in self.in_flight.items() if n}
+            return out
 
     def record_request(self, platform: str, method: str, path: str, query: str, body: Any = None, status: int = 0) -> None:
         with self.lock:

@@ -57,6 +57,9 @@ def test_monitor_is_scheduled_and_limited_respond_is_triggered(prefect_yaml: dic
     monitor = deps["monitor-fjell"]
     assert monitor.schedules and monitor.concurrency_limit is not None
     assert monitor.work_pool and "FIREBREAK_PLAYBOOK" in monitor.work_pool.job_variables["env"]
+    # the engine started directly, not through a workspace supervisor process
+    for dep in deps.values():
+        assert dep.work_pool and dep.work_pool.job_variables.get("command") == "python -m prefect.engine", dep.name
     [trigger] = _initialize_deployment_triggers("respond", deps["respond"].triggers or [])
     assert trigger.expect == {CRISIS_EVENT}
     assert trigger.match.model_dump() == {"prefect.resource.id": "firebreak.incident.*"}

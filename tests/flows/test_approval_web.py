@@ -19,14 +19,6 @@ pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="module")
-def prefect_server():  # type: ignore[no-untyped-def]
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
-
-
 @pytest.fixture
 def runtime(tmp_path, playbook, prefect_server, test_databases):  # type: ignore[no-untyped-def]
     from firebreak.clock import SystemClock

@@ -326,16 +326,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def prefect_server() -> Iterator[str]:
-    """One Prefect test server for the session (it takes ~8 s to start)."""
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness():
-        yield str(PREFECT_API_URL.value())
-
-
 @pytest.mark.integration
 def test_alert_reaches_the_respond_trigger_and_a_run_within_5s(prefect_server: str, rt: Runtime) -> None:
     """The real `respond` deployment and trigger (flows/deployments.py) are registered; the run

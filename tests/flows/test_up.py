@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytestmark = pytest.mark.integration
+from firebreak.flows import up as up_module
 
 
 def _free_port() -> int:
@@ -37,6 +38,7 @@ def _processes_with_env(marker: str) -> list[int]:
     return found
 
 
+@pytest.mark.integration
 def test_up_serves_ui_deployments_intake_and_stops_cleanly_on_ctrl_c(tmp_path: Path, test_databases) -> None:  # type: ignore[no-untyped-def]
     data = str(tmp_path / "data")
     port, intake = _free_port(), _free_port()
@@ -84,3 +86,38 @@ def test_up_serves_ui_deployments_intake_and_stops_cleanly_on_ctrl_c(tmp_path: P
     assert "Traceback" not in err, err[-3000:]
     time.sleep(0.5)
     assert _processes_with_env(data) == [], "processes left behind"
+
+
+def test_ctrl_c_while_serve_registers_the_deployments_is_a_clean_stop(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """prefect.serve() registers deployments before its own Ctrl-C handling starts (seen in CI:
+    exit 130 when Ctrl-C came between two registrations); that window must stop cleanly too."""
+    import contextlib
+
+    import prefect
+
+    from firebreak.config.settings import get_settings
+
+    monkeypatch.setenv("FIREBREAK_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FIREBREAK_INTAKE_TOKEN", "t")
+    get_settings.cache_clear()
+    server = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    monkeypatch.setattr(up_module, "start_prefect_server", lambda *a, **k: server)
+    monkeypatch.setattr(up_module, "_apply_platform_limits", lambda: None)
+    monkeypatch.setattr("firebreak.flows.intake.running_intake", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr("firebreak.flows.intake.create_app", lambda *a, **k: None)
+    monkeypatch.setattr("firebreak.flows.deployments.deployments", lambda interval: [])
+
+    def interrupted_serve(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt  # as the signal handler raises it inside runner.add_deployment
+
+    monkeypatch.setattr(prefect, "serve", interrupted_serve)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    out = io.StringIO()
+    sigterm = signal.getsignal(signal.SIGTERM)  # run_up turns SIGTERM into Ctrl-C for itself
+    try:
+        assert up_module.run_up(up_module.UpConfig(port=_free_port()), out=out) == 0
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+        get_settings.cache_clear()
+    assert "stopped." in out.getvalue()
+    assert server.poll() is not None, "the Prefect server's process group was not stopped"
