@@ -141,6 +141,17 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if args.nab:
         from firebreak.flows.progress import progress_bar
 
+        if args.leave_one_out:
+            from firebreak.tasks.backtest import backtest_nab_leave_one_out
+
+            with progress_bar("leave-one-out grid") as bar:
+                loo = backtest_nab_leave_one_out(Path(args.nab), cfg, progress=bar)
+            for name, per in loo["files"].items():
+                chosen = ", ".join(f"{p} {v['normalised']:.1f} (threshold {v['threshold']}, cool-down "
+                                   f"{v['cooldown_minutes']} min)" for p, v in per.items() if v["normalised"] is not None)
+                print(f"{name}: {chosen}")
+            print(json.dumps(loo["corpus"], indent=2))
+            return 0
         with progress_bar("backtest") as bar:
             result = backtest_nab(Path(args.nab), cfg, progress=bar)
         corpus = result.get("corpus", result)
@@ -362,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("series", nargs="?")
     b.add_argument("--out")
     b.add_argument("--nab", help="folder of NAB-style series with windows.json")
+    b.add_argument("--leave-one-out", action="store_true",
+                   help="with --nab: score each series with the threshold and cool-down that do best on the others")
     b.add_argument("--playbook")
     b.set_defaults(func=cmd_backtest)
 

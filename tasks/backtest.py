@@ -76,6 +76,43 @@ def backtest_file(series_csv: Path, out_csv: Path, cfg: Detection) -> int:
     return sum(d.alert for d in decisions)
 
 
+def _load_nab(folder: Path) -> tuple[list[str], dict[str, list[list[str]]]]:
+    folder = Path(folder)
+    try:
+        labels: dict[str, list[list[str]]] = json.loads((folder / "windows.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FirebreakError(f"{folder}: no windows.json") from None
+    except json.JSONDecodeError as exc:
+        raise FirebreakError(f"{folder}/windows.json: not valid JSON ({exc})") from None
+    names = sorted(n for n in labels if (folder / n).is_file())
+    if not names:
+        raise FirebreakError(f"{folder}: none of the series in windows.json is present")
+    return names, labels
+
+
+def _score_file(series: Series, windows: list[list[str]], cfg: Detection) -> dict:
+    alerts = [d.alert for d in run_detector(series, cfg)]
+    wins = window_indices(series.timestamps, [(_parse_ts(a), _parse_ts(b)) for a, b in windows])
+    entry: dict = {"rows": len(alerts), "alerts": sum(alerts), "windows": len(wins)}
+    for pname, profile in PROFILES.items():
+        s = score_alerts(alerts, wins, profile)
+        entry[pname] = {
+            "raw": s.score,
+            "normalised": normalise(s.score, len(wins), profile) if wins else None,
+            "tp": s.tp,
+            "fn": s.fn,
+            "fp": s.fp,
+        }
+    return entry
+
+
+def _corpus(entries: list[dict]) -> dict[str, float]:
+    n_windows = sum(e["windows"] for e in entries)
+    if not n_windows:
+        return {}
+    return {p: normalise(sum(e[p]["raw"] for e in entries), n_windows, PROFILES[p]) for p in PROFILES}
+
+
 def backtest_nab(
     folder: Path,
     cfg: Detection,
@@ -87,36 +124,59 @@ def backtest_nab(
     "tp", "fn", "fp"}}}, "corpus": {profile: normalised score}, "windows": n}``.
     """
     folder = Path(folder)
-    try:
-        labels: dict[str, list[list[str]]] = json.loads((folder / "windows.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FirebreakError(f"{folder}: no windows.json") from None
-    except json.JSONDecodeError as exc:
-        raise FirebreakError(f"{folder}/windows.json: not valid JSON ({exc})") from None
-    names = sorted(n for n in labels if (folder / n).is_file())
-    if not names:
-        raise FirebreakError(f"{folder}: none of the series in windows.json is present")
+    names, labels = _load_nab(folder)
     files: dict[str, dict] = {}
-    totals = {p: 0.0 for p in PROFILES}
-    n_windows = 0
     for k, name in enumerate(names):
-        series = read_series(folder / name)
-        alerts = [d.alert for d in run_detector(series, cfg)]
-        wins = window_indices(series.timestamps, [(_parse_ts(a), _parse_ts(b)) for a, b in labels[name]])
-        entry: dict = {"rows": len(alerts), "alerts": sum(alerts), "windows": len(wins)}
-        for pname, profile in PROFILES.items():
-            s = score_alerts(alerts, wins, profile)
-            totals[pname] += s.score
-            entry[pname] = {
-                "raw": s.score,
-                "normalised": normalise(s.score, len(wins), profile) if wins else None,
-                "tp": s.tp,
-                "fn": s.fn,
-                "fp": s.fp,
-            }
-        n_windows += len(wins)
-        files[name] = entry
+        files[name] = _score_file(read_series(folder / name), labels[name], cfg)
         if progress is not None:
             progress(k + 1, len(names))
-    corpus = {p: normalise(totals[p], n_windows, PROFILES[p]) for p in PROFILES} if n_windows else {}
-    return {"files": files, "corpus": corpus, "windows": n_windows}
+    entries = list(files.values())
+    return {"files": files, "corpus": _corpus(entries), "windows": sum(e["windows"] for e in entries)}
+
+
+# The setting a user would tune for their own data; everything else stays at the playbook's.
+# Cool-downs of 60, 120 and 240 minutes scored the same on the shared series (the detector
+# also waits for a storm to subside), so only the playbook's is tried by default.
+LOO_THRESHOLDS = tuple(round(3.0 + 0.25 * i, 2) for i in range(15))  # 3.0, 3.25, … 6.5
+
+
+def backtest_nab_leave_one_out(
+    folder: Path,
+    cfg: Detection,
+    thresholds: tuple[float, ...] = LOO_THRESHOLDS,
+    cooldowns: tuple[int, ...] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """The score on series the settings never saw: for each series, per profile, the
+    (volume_threshold, cooldown_minutes) pair that scores best on all the *other* series is
+    chosen, and the held-out series is scored with it. The corpus score sums those held-out
+    scores, so no series is judged with settings fitted to it.
+
+    Returns ``{"corpus": {profile: score}, "files": {name: {profile: {"threshold",
+    "cooldown_minutes", "normalised"}}}, "grid": n}``.
+    """
+    folder = Path(folder)
+    names, labels = _load_nab(folder)
+    if len(names) < 2:
+        raise FirebreakError(f"{folder}: leave-one-out needs at least two series, found {len(names)}")
+    grid = [(t, c) for t in thresholds for c in (cooldowns or (cfg.cooldown_minutes,))]
+    series = {n: read_series(folder / n) for n in names}
+    scored: dict[tuple[float, int], dict[str, dict]] = {}
+    for k, (t, c) in enumerate(grid):
+        setting = cfg.model_copy(update={"volume_threshold": t, "cooldown_minutes": c})
+        scored[(t, c)] = {n: _score_file(series[n], labels[n], setting) for n in names}
+        if progress is not None:
+            progress(k + 1, len(grid))
+    held_out: dict[str, list[dict]] = {p: [] for p in PROFILES}
+    files: dict[str, dict] = {n: {} for n in names}
+    for held in names:
+        rest = [n for n in names if n != held]
+        for p in PROFILES:
+            # Ties go to the earlier grid point: the lower threshold, then the shorter cool-down.
+            best = max(grid, key=lambda g: (_corpus([scored[g][n] for n in rest]).get(p, float("-inf")),
+                                            -grid.index(g)))
+            entry = scored[best][held]
+            held_out[p].append(entry)
+            files[held][p] = {"threshold": best[0], "cooldown_minutes": best[1], "normalised": entry[p]["normalised"]}
+    corpus = {p: _corpus(held_out[p])[p] for p in PROFILES if _corpus(held_out[p])}
+    return {"corpus": corpus, "files": files, "grid": len(grid)}

@@ -122,3 +122,50 @@ def test_busier_day_when_the_baseline_turns_seasonal_is_not_a_storm() -> None:
             lam = daily(i) * (1.5 if i >= 3 * 288 else 1.0)
             rows.append((T0 + i * STEP, max(0, int(rng.gauss(lam, math.sqrt(lam))))))
         assert not any(d.alert for d in Detector(Detection()).run(rows)), seed
+
+
+
+def test_leave_one_out_judges_each_series_with_the_setting_that_won_on_the_others(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from firebreak.tasks import backtest as bt
+    from firebreak.tasks.nab import PROFILES
+
+    # Raw scores per (series, threshold), one window each: 3.0 wins on B and C together, 5.0
+    # would win on A itself. A must be judged at 3.0, B and C at what wins on the other two.
+    raw = {("a.csv", 3.0): -0.5, ("a.csv", 5.0): 0.9, ("b.csv", 3.0): 0.8, ("b.csv", 5.0): 0.1,
+           ("c.csv", 3.0): 0.7, ("c.csv", 5.0): 0.6}
+    for name in ("a.csv", "b.csv", "c.csv"):
+        (tmp_path / name).write_text("timestamp,value\n2015-01-01 00:00:00,1\n")
+    (tmp_path / "windows.json").write_text(json.dumps({n: [] for n in ("a.csv", "b.csv", "c.csv")}))
+
+    def fake_score(series, windows, cfg):  # type: ignore[no-untyped-def]
+        return {"windows": 1, **{p: {"raw": raw[(series, cfg.volume_threshold)], "normalised": None} for p in PROFILES}}
+
+    monkeypatch.setattr(bt, "read_series", lambda path: Path(path).name)  # the series stands for itself
+    monkeypatch.setattr(bt, "_score_file", fake_score)
+    loo = bt.backtest_nab_leave_one_out(tmp_path, Detection(), thresholds=(3.0, 5.0))
+    assert loo["grid"] == 2
+    chosen = {n: per["standard"]["threshold"] for n, per in loo["files"].items()}
+    # a: B+C → 3.0 (1.5 vs 0.7); b: A+C → 5.0 (1.5 vs 0.2); c: A+B → 5.0 (1.0 vs 0.3).
+    assert chosen == {"a.csv": 3.0, "b.csv": 5.0, "c.csv": 5.0}
+    held_out_raw = raw[("a.csv", 3.0)] + raw[("b.csv", 5.0)] + raw[("c.csv", 5.0)]
+    assert loo["corpus"]["standard"] == pytest.approx(bt.normalise(held_out_raw, 3, PROFILES["standard"]))
+
+
+def test_leave_one_out_on_real_series(tmp_path: Path) -> None:
+    from firebreak.tasks.backtest import backtest_nab_leave_one_out
+
+    storm = 3 * 288 + 100
+    fmt = "%Y-%m-%d %H:%M:%S"
+    windows = {}
+    for name, seed in (("one.csv", 1), ("two.csv", 2)):
+        rows = series(storm_at=storm, seed=seed)
+        _write(tmp_path / name, rows)
+        windows[name] = [[rows[storm - 60][0].strftime(fmt), rows[storm + 60][0].strftime(fmt)]]
+    (tmp_path / "windows.json").write_text(json.dumps(windows))
+    seen = []
+    loo = backtest_nab_leave_one_out(tmp_path, Detection(), thresholds=(4.5, 60.0),
+                                     progress=lambda i, n: seen.append((i, n)))
+    assert seen[-1] == (2, 2)
+    # 60 catches nothing, so each series is judged at 4.5, chosen on the other; the storm is caught.
+    assert {per["standard"]["threshold"] for per in loo["files"].values()} == {4.5}
+    assert loo["corpus"]["standard"] > 90
