@@ -32,6 +32,10 @@ def _playbook(path: str | None = None):  # type: ignore[no-untyped-def]
 
 def cmd_drill(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING" if not args.verbose else "INFO")
+    # The drill's embedded Prefect server (a child process writing to this terminal) logs a
+    # traceback when its SQLite answers "database is locked", then answers 503 and the client
+    # retries: noise to a user. A failure that matters shows in the drill's own report.
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING" if args.verbose else "CRITICAL")
     _playbook(args.playbook)  # fail fast, before Prefect starts
     from firebreak.flows.drill import run_drill
 
