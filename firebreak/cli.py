@@ -205,7 +205,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Benchmarks print medians over repeated runs (never timed tests)."""
-    targets = ("drill", "ingest", "triage", "approval") if args.target == "all" else (args.target,)
+    targets = ("drill", "ingest", "detect", "triage", "approval") if args.target == "all" else (args.target,)
     for target in targets:
         if target == "drill":
             _bench_drill(args.runs)
@@ -213,6 +213,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
             from firebreak.tasks.bench_ingest import bench_ingest, format_report
 
             print(format_report(bench_ingest(None, args.mentions, args.runs)))
+        elif target == "detect":
+            from firebreak.tasks.bench_detect import bench_detect
+            from firebreak.tasks.bench_detect import format_report as format_detect
+
+            print(format_detect(bench_detect(_playbook(), args.detect_mentions, args.runs, args.database_url)))
         elif target == "approval":
             from firebreak.flows.bench_web import bench_approval_page
 
@@ -224,7 +229,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
             print_bench_triage(bench_triage(sample_texts(Path(args.data)), runs=args.runs))
         else:
-            raise FirebreakError(f"unknown benchmark {target!r}; available: drill, ingest, triage, approval, all")
+            raise FirebreakError(f"unknown benchmark {target!r}; available: drill, ingest, detect, triage, approval, all")
     return 0
 
 
@@ -393,9 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_monitor)
 
     be = sub.add_parser("bench", help="benchmarks (medians over repeated runs)")
-    be.add_argument("target", nargs="?", default="drill", help="drill | ingest | triage | approval | all")
+    be.add_argument("target", nargs="?", default="drill", help="drill | ingest | detect | triage | approval | all")
     be.add_argument("--runs", type=int, default=5)
     be.add_argument("--mentions", type=int, default=5000, help="ingest: mentions per platform")
+    be.add_argument("--detect-mentions", type=int, default=200_000, help="detect: mentions in the history window")
+    be.add_argument("--database-url", default=None, help="detect: database to fill (default: a scratch SQLite file)")
     be.add_argument("--data", default="../shared/data", help="triage: folder with the shared data")
     be.set_defaults(func=cmd_bench)
 

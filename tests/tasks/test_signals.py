@@ -48,3 +48,40 @@ def test_one_storm_one_signal_right_type_and_origin(db, playbook) -> None:  # ty
     a = assess(db, playbook, inc.id, T0 + timedelta(minutes=60))
     assert a.type == "product_safety" and a.origin_platform == "bluesky" and a.severity == 1
     assert "en" in a.languages and "ember" in " ".join(a.topics).lower()
+
+
+def test_buckets_counted_by_the_database_match_a_plain_count(db) -> None:  # type: ignore[no-untyped-def]
+    """Every mention lands in the bucket that ends after it, on both dialects: times on a
+    bucket edge, fractions of a second, other brands and times outside the window."""
+    from sqlalchemy import update
+
+    from firebreak.store.models import Mention as MentionRow
+    from firebreak.tasks.signals import buckets, floor_time
+
+    rng = random.Random(7)
+    step = timedelta(minutes=5)
+    start, end = T0 - timedelta(hours=6), T0
+    ms, expected = [], {}
+    for i in range(600):
+        at = start + timedelta(seconds=rng.randrange(-900, 6 * 3600 + 900), microseconds=rng.choice([0, 999_999]))
+        if i % 50 == 0:
+            at = floor_time(start, 5) + (i // 50) * step  # exactly on an edge
+        p, followers = rng.choice(list(Platform)), rng.randrange(0, 5000)
+        ms.append(Mention(p, f"b{i}", "text", at, author_followers=followers))
+        if start <= at < end:
+            e = expected.setdefault(floor_time(at, 5) + step, [0, 0, 0, set()])
+            e[0] += 1
+            e[1] += i % 3 == 0
+            e[2] += followers
+            e[3].add(p.value)
+    other = [Mention(Platform.X, f"o{i}", "text", start + timedelta(minutes=i)) for i in range(30)]
+    with db.session() as s:
+        store_mentions(s, "fjell", ms)
+        store_mentions(s, "other-brand", other)
+        s.execute(update(MentionRow).where(MentionRow.brand == "fjell").values(sentiment="neutral"))
+        negative = [f"b{i}" for i in range(600) if i % 3 == 0]
+        s.execute(update(MentionRow).where(MentionRow.platform_id.in_(negative)).values(sentiment="negative"))
+    got = buckets(db, "fjell", start, end, 5)
+    assert len(got) == 6 * 12 and got[0].end == start + step and got[-1].end == end
+    assert {b.end: [b.volume, b.negative, b.reach, set(b.platforms)] for b in got if b.volume} == expected
+    assert sum(b.volume for b in got) == sum(v[0] for v in expected.values()) > 400

@@ -1,0 +1,11 @@
+from firebreak.tasks.bench_detect import bench_detect, format_report
+
+
+def test_bench_detect_times_both_ways_and_checks_they_agree(playbook) -> None:  # type: ignore[no-untyped-def]
+    r = bench_detect(playbook, n_mentions=3000, runs=2)
+    assert r["mentions"] == 3000 and r["runs"] == 2 and r["database"] == "sqlite"
+    assert r["buckets"] == playbook.detection.history_days * 24 * 60 // playbook.detection.bucket_minutes
+    assert all(v > 0 for v in r["median_s"].values())
+    ratio = r["median_s"]["rows"] / r["median_s"]["sql"]  # from the rounded medians: a loose match
+    assert abs(r["ratio_rows_over_sql"] - ratio) <= 0.1 * ratio + 0.05
+    assert "buckets counted by the database" in format_report(r)
