@@ -167,16 +167,18 @@ def backtest_nab_leave_one_out(
         scored[(t, c)] = {n: _score_file(series[n], labels[n], setting) for n in names}
         if progress is not None:
             progress(k + 1, len(grid))
+    series_windows = {n: scored[grid[0]][n]["windows"] for n in names}  # the same at every grid point
     held_out: dict[str, list[dict]] = {p: [] for p in PROFILES}
     files: dict[str, dict] = {n: {} for n in names}
     for held in names:
         rest = [n for n in names if n != held]
+        scorable = any(series_windows[n] for n in rest)  # no window elsewhere: nothing to choose by
         for p in PROFILES:
-            # Ties go to the earlier grid point: the lower threshold, then the shorter cool-down.
-            best = max(grid, key=lambda g: (_corpus([scored[g][n] for n in rest]).get(p, float("-inf")),
-                                            -grid.index(g)))
+            # The normalised corpus score grows with the raw sum, so the sum ranks the grid;
+            # max() keeps the first of equals: the lower threshold, then the shorter cool-down.
+            best = max(grid, key=lambda g: sum(scored[g][n][p]["raw"] for n in rest) if scorable else 0.0)
             entry = scored[best][held]
             held_out[p].append(entry)
             files[held][p] = {"threshold": best[0], "cooldown_minutes": best[1], "normalised": entry[p]["normalised"]}
-    corpus = {p: _corpus(held_out[p])[p] for p in PROFILES if _corpus(held_out[p])}
+    corpus = {p: c[p] for p in PROFILES if (c := _corpus(held_out[p]))}
     return {"corpus": corpus, "files": files, "grid": len(grid)}

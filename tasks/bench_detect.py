@@ -31,7 +31,7 @@ from firebreak.domain import Mention, Platform
 from firebreak.store.db import Database
 from firebreak.store.models import Mention as MentionRow
 from firebreak.tasks.ingest import store_mentions
-from firebreak.tasks.signals import Bucket, buckets, floor_time, replay
+from firebreak.tasks.signals import Bucket, buckets, floor_time, replay, series_from_counts
 
 NOW = datetime(2026, 3, 16, 12, 0, tzinfo=UTC)
 
@@ -70,12 +70,7 @@ def buckets_from_rows(db: Database, brand: str, start: datetime, end: datetime, 
             c[1] += sentiment == "negative"
             c[2] += followers or 0
             c[3].add(platform)
-    out, t = [], start + step
-    while t <= end:
-        c = counts.get(t)
-        out.append(Bucket(t, c[0], c[1], c[2], frozenset(c[3])) if c else Bucket(t))
-        t += step
-    return out
+    return series_from_counts(counts, start, end, step)
 
 
 def bench_detect(playbook: Playbook, n_mentions: int = 200_000, runs: int = 5, url: str | None = None) -> dict[str, Any]:

@@ -72,6 +72,12 @@ def buckets(db: Database, brand: str, start: datetime, end: datetime, minutes: i
             c[1] += int(negative or 0)
             c[2] += int(followers or 0)
             c[3].add(platform)
+    return series_from_counts(counts, start, end, step)
+
+
+def series_from_counts(counts: dict[datetime, list], start: datetime, end: datetime, step: timedelta) -> list[Bucket]:
+    """Every bucket ending in (start, end], from ``{bucket end: [volume, negative, reach,
+    platforms]}``; a bucket with no entry counts as zero."""
     out = []
     t = start + step
     while t <= end:

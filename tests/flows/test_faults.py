@@ -29,7 +29,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -189,7 +189,7 @@ def as_task(fn: Callable[[], T], platforms: set[Platform], rebuild: Callable[[se
 
 
 def run_schedule(seed: int, world: dict[str, Any], playbook: Playbook, figures: Figures, db_url: str,
-                 background: Executor) -> None:
+                 drop_later: Callable[[str], None]) -> None:
     rng = random.Random(seed)
     state, clock = world["state"], world["clock"]
     reset_state(state, clock, world["handles"])
@@ -248,7 +248,7 @@ def run_schedule(seed: int, world: dict[str, Any], playbook: Playbook, figures: 
     finally:
         install_faults(state, None)
         db.dispose()
-        background.submit(world["databases"].drop, db_url)
+        drop_later(db_url)
     figures.schedules += 1
     figures.add(inj)
     figures.mentions += sum(expected.values())
@@ -266,13 +266,19 @@ def test_chain_loses_and_repeats_nothing_under_200_fault_schedules(world, playbo
 
     # Each schedule's database is made (and dropped) in the background while the one before
     # runs: on PostgreSQL a CREATE DATABASE from the template takes ~0.1 s.
+    dropped: list[Future[None]] = []
     with ThreadPoolExecutor(1) as background:
+        def drop_later(url: str) -> None:
+            dropped.append(background.submit(dbs.drop, url))
+
         upcoming = background.submit(new_db, 0)
         for seed in range(SCHEDULES):
             db_url = upcoming.result()
             if seed + 1 < SCHEDULES:
                 upcoming = background.submit(new_db, seed + 1)
-            run_schedule(seed, world, playbook, figures, db_url, background)
+            run_schedule(seed, world, playbook, figures, db_url, drop_later)
+        for done in dropped:
+            done.result()  # a failed drop is an error, not a leftover
     took = time.monotonic() - started
     print(f"\nfault schedules: {figures.schedules} in {took:.1f}s; faults injected {sum(figures.faults.values())}: "
           f"{dict(sorted(figures.faults.items()))}; by platform {dict(sorted(figures.faults_by_platform.items()))}; "
