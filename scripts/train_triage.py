@@ -49,6 +49,7 @@ import distil_word_vectors  # noqa: E402
 from firebreak.tasks import triage  # noqa: E402
 from firebreak.tasks.triage import (  # noqa: E402
     _N_FEATURES,
+    EMBEDDING_DIM,
     FEATURE_VERSION,
     MODEL_DIR,
     MODEL_FILE,
@@ -179,10 +180,15 @@ class Featuriser:
     lexicons: dict[str, np.ndarray]
     vectors: WordVectors
 
-    def __call__(self, texts: list[str], langs: str | list[str] = "en", vectors: bool = True) -> sp.csr_matrix:
+    def __call__(self, texts: list[str], langs: str | list[str] = "en") -> sp.csr_matrix:
         """``langs``: each text's language (one code: all of them), as the corpus says."""
         per_text = [langs] * len(texts) if isinstance(langs, str) else langs
-        return triage.featurise(texts, self.lexicons, self.vectors if vectors else None, per_text)
+        return triage.featurise(texts, self.lexicons, self.vectors, per_text)
+
+
+def without_vectors(X: sp.csr_matrix) -> sp.csr_matrix:
+    """The same rows with the word-vector block zeroed, as for a language the vectors do not cover."""
+    return sp.hstack([X[:, :-EMBEDDING_DIM], sp.csr_matrix((X.shape[0], EMBEDDING_DIM), dtype=X.dtype)], format="csr")
 
 
 def _pairs(words: list[str], vals: list[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -296,7 +302,7 @@ def sentiment(d: Path, feats: Featuriser) -> dict:
     # Every labelled tweet here is in a language the word vectors cover, but Swedish and
     # Indonesian mentions get no vector: each tweet is also learnt without its vector, so
     # the n-gram weights stand on their own too.
-    clf = fit(sp.vstack([X, feats(texts, langs, vectors=False)], format="csr"), np.concatenate([ys, ys]), c, np.concatenate([w, w]) / 2)
+    clf = fit(sp.vstack([X, without_vectors(X)], format="csr"), np.concatenate([ys, ys]), c, np.concatenate([w, w]) / 2)
     for lang, (t, y) in val.items():
         print(f"sentiment macro-F1 xlmt val {lang}: {macro(y, clf.predict(feats(t, lang)))}")
     for lang in ("sv", "pl"):

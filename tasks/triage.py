@@ -277,9 +277,8 @@ class WordVectors:
 
     def pool(self, hashes: np.ndarray, tdoc: np.ndarray, n_docs: int) -> np.ndarray:
         """(n_docs, EMBEDDING_DIM): each text's normalised sum of its known tokens' rows."""
-        out = np.zeros((n_docs, EMBEDDING_DIM), dtype=np.float32)
         if not self.keys.size or not hashes.size:
-            return out
+            return np.zeros((n_docs, EMBEDDING_DIM), dtype=np.float32)
         pos = np.minimum(np.searchsorted(self.keys, hashes), self.keys.size - 1)
         hit = self.keys[pos] == hashes
         m = sp.csr_matrix(
