@@ -2,7 +2,7 @@
 
 Models are linear (logistic regression) over hashed word 1–2-grams, hashed character
 2–5-grams, a few lexicon sums (AFINN for en/fr/pl/sv/da/fi and emoticons, VADER's
-English lexicon) and the sum of static word vectors distilled from a multilingual
+English lexicon, and the per-word weights of alt-profanity-check's English model) and the sum of static word vectors distilled from a multilingual
 sentence encoder (`WordVectors`), trained by ``scripts/train_triage.py`` and stored in
 ``tasks/models/`` as float16 weights and int8 vectors keyed by token hash — no word
 list, no pickled estimator, so nothing depends on the scikit-learn version that trained
@@ -51,13 +51,13 @@ MODEL_FILE = MODEL_DIR / "triage.joblib"
 SUPPORTED_LANGS: tuple[str, ...] = ("en", "nl", "sv", "fr", "pl", "id", "de", "es", "it", "pt")
 SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
 _HINT_PRIOR = 4.0  # the platform's own language tag multiplies that language's probability
-FEATURE_VERSION = 3  # bump when the featuriser changes: stored models must match it
+FEATURE_VERSION = 4  # bump when the featuriser changes: stored models must match it
 
 _WORD_BITS = 18
 _CHAR_BITS = 18
 _N_WORD = 1 << _WORD_BITS
 _N_CHAR = 1 << _CHAR_BITS
-LEXICONS: tuple[str, ...] = ("afinn", "vader")
+LEXICONS: tuple[str, ...] = ("afinn", "vader", "profanity")
 _N_LEX = 2 * len(LEXICONS)  # positive and negative sum per lexicon
 EMBEDDING_DIM = 64  # static word vectors (see WordVectors)
 _N_FEATURES = _N_WORD + _N_CHAR + _N_LEX + EMBEDDING_DIM
@@ -466,7 +466,14 @@ class _Heads:
         self.coef = np.vstack([np.asarray(s["coef"], dtype=np.float32) for s in specs.values()]).T.copy()
         self.bias = np.concatenate([np.asarray(s["bias"], dtype=np.float32) for s in specs.values()])
         self.thresholds = {name: float(s.get("threshold", 0.5)) for name, s in specs.items()}
+        # Per-language thresholds where a language's own labelled data chose one.
+        self.lang_thresholds = {name: {k: float(v) for k, v in s.get("lang_thresholds", {}).items()} for name, s in specs.items()}
         self.sentiment_classes: tuple[str, ...] = tuple(specs["sentiment"]["classes"])
+
+    def threshold(self, name: str, langs: Sequence[str]) -> np.ndarray:
+        """Each text's decision threshold for head ``name``, by its language."""
+        default, per_lang = self.thresholds[name], self.lang_thresholds[name]
+        return np.fromiter((per_lang.get(lang, default) for lang in langs), dtype=np.float64, count=len(langs))
 
     def proba(
         self, blocks: tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray, np.ndarray]
@@ -732,8 +739,8 @@ class Triage:
         sent_score = np.round(p_sent[:, 2] - p_sent[:, 0], 4).tolist()
         spam = self._spam_flags(texts)
         off = np.where(spam, np.maximum(p_off, 0.99), p_off)
-        off_flag = (off >= self._heads.thresholds["offensive"]).tolist()
-        cmp_flag = (p_cmp >= self._heads.thresholds["complaint"]).tolist()
+        off_flag = (off >= self._heads.threshold("offensive", langs)).tolist()
+        cmp_flag = (p_cmp >= self._heads.threshold("complaint", langs)).tolist()
         off_score = np.round(off, 4).tolist()
         cmp_score = np.round(p_cmp, 4).tolist()
         types = self._keywords.match_batch(texts)

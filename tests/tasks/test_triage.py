@@ -9,6 +9,7 @@ from py3langid import langid
 
 from firebreak.tasks.triage import (
     EMBEDDING_DIM,
+    SENTIMENTS,
     SUPPORTED_LANGS,
     Labels,
     Triage,
@@ -255,3 +256,21 @@ def test_shipped_word_vectors_carry_meaning_across_languages(tri: Triage) -> Non
     # Dutch and Polish "love" sit closer to "love" than "hate" does; Spanish and Indonesian "hate" to "hate".
     assert min(sim[0, 1], sim[0, 2]) > sim[0, 3]
     assert min(sim[3, 4], sim[3, 5]) > sim[3, 0]
+
+
+def test_a_language_with_its_own_threshold_uses_it(tri: Triage) -> None:
+    heads = tri._heads
+    model = {
+        name: {"classes": ["x"], "coef": np.zeros((1, 1)), "bias": np.zeros(1), "threshold": 0.5}
+        for name in ("offensive", "complaint")
+    }
+    model["sentiment"] = {"classes": list(SENTIMENTS), "coef": np.zeros((3, 1)), "bias": np.zeros(3)}
+    model["offensive"]["lang_thresholds"] = {"pl": 0.7}
+    got = type(heads)(model)
+    assert got.threshold("offensive", ["en", "pl", "sv"]).tolist() == [0.5, 0.7, 0.5]
+    assert got.threshold("complaint", ["pl"]).tolist() == [0.5]
+
+
+def test_shipped_offensive_head_has_per_language_thresholds(tri: Triage) -> None:
+    # The trainer picks one for each language with labelled abuse data (id, pl).
+    assert set(tri._heads.lang_thresholds["offensive"]) == {"id", "pl"}
