@@ -277,32 +277,37 @@ def select(X, y: np.ndarray, average: str, name: str, w: np.ndarray | None = Non
     return best[1], best[2], best[3]
 
 
+def stack(corpora: dict[str, tuple[list[str], np.ndarray]]) -> tuple[list[str], list[str], np.ndarray]:
+    """Texts, each text's language and the labels of {language: (texts, labels)}, in order."""
+    texts = [t for ts, _ in corpora.values() for t in ts]
+    langs = [lang for lang, (ts, _) in corpora.items() for _ in ts]
+    return texts, langs, np.concatenate([y for _, y in corpora.values()])
+
+
 def offensive(d: Path, feats: Featuriser) -> dict:
-    te_t, te_y = load_tweeteval(d, "train")
-    va_t, va_y = load_tweeteval(d, "val")
-    id_t, id_y = load_id_abusive(d)
-    pl_t, pl_y = load_poleval(d)
-    id_tr, id_te, idy_tr, idy_te = train_test_split(id_t, id_y, test_size=0.2, random_state=SEED, stratify=id_y)
-    pl_tr, pl_te, ply_tr, ply_te = train_test_split(pl_t, pl_y, test_size=0.2, random_state=SEED, stratify=pl_y)
-    X = feats(te_t + id_tr + pl_tr, ["en"] * len(te_t) + ["id"] * len(id_tr) + ["pl"] * len(pl_tr))
-    y = np.concatenate([te_y, idy_tr, ply_tr])
-    en = np.zeros(len(y), bool)
-    en[: len(te_y)] = True
-    c, thr, oof = select(X, y, "macro", "offensive", mask=en)
+    full = {"en": load_tweeteval(d, "train"), "id": load_id_abusive(d), "pl": load_poleval(d)}
+    train = {"en": full["en"]}
+    held_out = {"en": ("tweeteval val (en)", *load_tweeteval(d, "val"))}
+    for lang, name in (("id", "id-abusive"), ("pl", "poleval")):
+        tr_t, te_t, tr_y, te_y = train_test_split(*full[lang], test_size=0.2, random_state=SEED, stratify=full[lang][1])
+        train[lang] = (tr_t, tr_y)
+        held_out[lang] = (f"{name} 20% held out", te_t, te_y)
+    texts, langs, y = stack(train)
+    X = feats(texts, langs)
+    lang_of = np.array(langs)
+    c, thr, oof = select(X, y, "macro", "offensive", mask=lang_of == "en")
     # Each corpus's language gets the threshold that is best on its own out-of-fold rows: the
     # English one cost Polish 3 points of macro-F1 once the profanity lexicon came in.
-    rows = {"id": slice(len(te_y), len(te_y) + len(idy_tr)), "pl": slice(len(te_y) + len(idy_tr), len(y))}
-    lang_thr = {lang: best_threshold(y[r], oof[r], "macro") for lang, r in rows.items()}
+    lang_thr = {lang: best_threshold(y[lang_of == lang], oof[lang_of == lang], "macro") for lang in train if lang != "en"}
     print(f"  offensive: per-language thresholds {lang_thr} (others {thr})")
     clf = fit(X, y, c)
-    held_out = (("tweeteval val (en)", "en", va_t, va_y), ("id-abusive 20% held out", "id", id_te, idy_te), ("poleval 20% held out", "pl", pl_te, ply_te))
-    for name, lang, t, yy in held_out:
+    for lang, (name, t, yy) in held_out.items():
         p = clf.predict_proba(feats(t, lang))[:, 1]
         t_lang = lang_thr.get(lang, thr)
         print(f"offensive macro-F1 {name}: {macro(yy, (p >= t_lang).astype(int))} (threshold {t_lang}; at 0.5: {macro(yy, (p >= 0.5).astype(int))})")
     # The shipped model also learns from the held-out id/pl rows; TweetEval val stays unseen.
-    clf = fit(feats(te_t + id_t + pl_t, ["en"] * len(te_t) + ["id"] * len(id_t) + ["pl"] * len(pl_t)), np.concatenate([te_y, id_y, pl_y]), c)
-    return head(clf, ["offensive"], thr, lang_thr)
+    texts, langs, y = stack(full)
+    return head(fit(feats(texts, langs), y, c), ["offensive"], thr, lang_thr)
 
 
 def complaint(d: Path, feats: Featuriser) -> dict:
