@@ -80,6 +80,12 @@ class Detection(_Model):
     quiet_windows: list[QuietWindow] = Field(default_factory=list)
 
 
+def _check_languages(by_lang: dict[str, list[str]]) -> None:
+    unknown = sorted(set(by_lang) - set(LANGS))
+    if unknown:
+        raise ValueError(f"unknown language code(s) {unknown}; known: {list(LANGS)}")
+
+
 class CrisisType(_Model):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     name: str
@@ -92,9 +98,7 @@ class CrisisType(_Model):
     @field_validator("keywords")
     @classmethod
     def _known_languages(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
-        unknown = sorted(set(v) - set(LANGS))
-        if unknown:
-            raise ValueError(f"unknown language code(s) {unknown}; known: {list(LANGS)}")
+        _check_languages(v)
         if not any(v.values()):
             raise ValueError("at least one keyword is required")
         return v
@@ -208,9 +212,21 @@ DEFAULT_REPLIES: dict[str, dict[str, str]] = {
 class Engagement(_Model):
     hide_offensive: bool = True
     hide_threshold: float = Field(0.8, ge=0.5, le=1, description="offensive score needed before anything is hidden")
+    offensive_terms: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="language -> insults and slurs that make a mention offensive whatever the model says")
     reply_templates: dict[Literal["private", "answer"], dict[str, str]] = Field(
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_REPLIES.items()},
         description="pre-approved replies per kind and language")
+
+    @field_validator("offensive_terms")
+    @classmethod
+    def _term_languages(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        _check_languages(v)
+        blank = sorted(lang for lang, terms in v.items() if any(not t.strip() for t in terms))
+        if blank:
+            raise ValueError(f"blank term in {blank}: a blank term would match nothing, or everything")
+        return v
 
     @field_validator("reply_templates")
     @classmethod

@@ -30,7 +30,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -549,6 +549,14 @@ def _trie_pattern(terms: Sequence[str]) -> str:
     return emit(trie)
 
 
+@dataclass(frozen=True, slots=True)
+class TermList:
+    """Terms per language under one id, matched like a crisis type's keywords."""
+
+    id: str
+    keywords: Mapping[str, Sequence[str]]
+
+
 class _KeywordMatcher:
     """Word-boundary, case- and accent-insensitive matching of multi-language keyword lists.
 
@@ -561,7 +569,7 @@ class _KeywordMatcher:
     hit keeps overlapping occurrences.
     """
 
-    def __init__(self, crisis_types: Sequence[CrisisType]) -> None:
+    def __init__(self, crisis_types: Sequence[CrisisType | TermList]) -> None:
         self._rules: list[tuple[str, re.Pattern[str]]] = []
         owners: dict[str, set[str]] = {}  # space-normalised folded term -> type ids
         for ct in crisis_types:
@@ -658,7 +666,12 @@ class _KeywordMatcher:
 
 
 class Triage:
-    def __init__(self, crisis_types: Sequence[CrisisType] = (), languages: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        crisis_types: Sequence[CrisisType] = (),
+        languages: Sequence[str] | None = None,
+        offensive_terms: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         langs = [lang for lang in (languages or SUPPORTED_LANGS)]
         unknown = sorted(set(langs) - set(SUPPORTED_LANGS))
         if unknown:
@@ -672,6 +685,12 @@ class Triage:
         self._spam_links = int(model.get("spam_min_links", 0))  # this many links or more: spam (0: no such rule)
         self._langid = _lang_identifier(self.languages)
         self._keywords = _KeywordMatcher(crisis_types)
+        # The playbook's own insults and slurs: the model has no labelled abuse in most
+        # languages (Dutch, French and German insults score well under its threshold). A
+        # term counts only in a text of its own language, since hiding is public and words
+        # cross languages with other meanings (Swedish "hora" is Spanish for "hour").
+        lists = [TermList(lang, {lang: terms}) for lang, terms in (offensive_terms or {}).items() if terms]
+        self._offensive_terms = _KeywordMatcher(lists) if lists else None
         self._default_lang = "en" if "en" in self.languages else self.languages[0]
 
     def _langs(self, texts: Sequence[str], hints: Sequence[str | None] | None) -> list[str]:
@@ -737,8 +756,11 @@ class Triage:
         p_sent = p_sent[:, order]
         sent_idx = p_sent.argmax(axis=1).tolist()
         sent_score = np.round(p_sent[:, 2] - p_sent[:, 0], 4).tolist()
-        spam = self._spam_flags(texts)
-        off = np.where(spam, np.maximum(p_off, 0.99), p_off)
+        flagged = np.array(self._spam_flags(texts), dtype=bool)
+        if self._offensive_terms is not None:
+            hits = self._offensive_terms.match_batch(texts)
+            flagged |= np.fromiter((lang in hit for lang, hit in zip(langs, hits)), dtype=bool, count=len(texts))
+        off = np.where(flagged, np.maximum(p_off, 0.99), p_off)
         off_flag = (off >= self._heads.threshold("offensive", langs)).tolist()
         cmp_flag = (p_cmp >= self._heads.threshold("complaint", langs)).tolist()
         off_score = np.round(off, 4).tolist()
@@ -804,7 +826,8 @@ _TRIAGE_CACHE: dict[tuple, Triage] = {}
 
 
 def load_triage(playbook: Playbook | None = None) -> Triage:
-    """A Triage for this playbook's crisis types and languages; built once per playbook."""
+    """A Triage for this playbook's crisis types and offensive terms; built once per playbook."""
+    terms: Mapping[str, Sequence[str]] = {}
     if playbook is None:
         key: tuple = ()
         types: Sequence[CrisisType] = ()
@@ -814,10 +837,11 @@ def load_triage(playbook: Playbook | None = None) -> Triage:
         # Mentions arrive in languages the brand does not list: identify over the whole
         # supported set rather than forcing them into the brand's languages.
         langs = None
-        key = (playbook.model_dump_json(include={"crisis_types"}),)
+        terms = playbook.engagement.offensive_terms
+        key = (playbook.model_dump_json(include={"crisis_types", "engagement"}),)
     tri = _TRIAGE_CACHE.get(key)
     if tri is None:
-        tri = _TRIAGE_CACHE[key] = Triage(types, langs)
+        tri = _TRIAGE_CACHE[key] = Triage(types, langs, terms)
     return tri
 
 

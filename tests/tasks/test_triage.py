@@ -274,3 +274,26 @@ def test_a_language_with_its_own_threshold_uses_it(tri: Triage) -> None:
 def test_shipped_offensive_head_has_per_language_thresholds(tri: Triage) -> None:
     # The trainer picks one for each language with labelled abuse data (id, pl).
     assert set(tri._heads.lang_thresholds["offensive"]) == {"id", "pl"}
+
+
+def test_playbook_offensive_terms_count_only_in_their_language() -> None:
+    tri = Triage(offensive_terms={"fr": ["connard", "fils de pute"], "sv": ["hora"]})
+    fr, accents, phrase, es, clean = tri.label_batch([
+        "Bande de connards, vous êtes des CONNARDS",  # plural is its own term: no hit
+        "Quel CONNÂRD ce service client",  # case and accents do not matter
+        "Espèce de fils   de pute, rendez-moi mon argent",
+        "¿A qué hora abre la tienda? Llevo una hora esperando",  # Swedish term, Spanish word
+        "Merci pour votre aide, le connardisme n'est pas un mot",  # whole words only
+    ], ["fr", "fr", "fr", "es", "fr"])
+    assert accents.offensive and accents.offensive_score >= 0.99
+    assert phrase.offensive and phrase.offensive_score >= 0.99
+    assert fr.offensive_score < 0.99 and es.offensive_score < 0.99 and clean.offensive_score < 0.99
+    assert [lab.lang for lab in (accents, phrase, es)] == ["fr", "fr", "es"]
+
+
+def test_load_triage_rebuilds_when_offensive_terms_change() -> None:
+    pb = load_playbook(PLAYBOOK)
+    other = pb.model_copy(update={"engagement": pb.engagement.model_copy(update={"offensive_terms": {"nl": ["klootzak"]}})})
+    assert load_triage(pb) is load_triage(pb)
+    assert load_triage(other) is not load_triage(pb)
+    assert load_triage(other).label("Wat een klootzak ben jij", "nl").offensive
