@@ -608,11 +608,20 @@ class _KeywordMatcher:
         """Types whose terms occur in one folded text."""
         return self._scan(folded, None, 1)[0]
 
+    @property
+    def empty(self) -> bool:
+        return self._any is None
+
     def match_batch(self, texts: Sequence[str]) -> list[tuple[str, ...]]:
         """Types per text (texts as given, folded here)."""
         if self._any is None or not texts:
             return [()] * len(texts)
-        big = fold_batch(texts)
+        return self.match_folded(texts, fold_batch(texts))
+
+    def match_folded(self, texts: Sequence[str], big: str | None) -> list[tuple[str, ...]]:
+        """``match_batch`` given ``fold_batch(texts)``: matchers of one batch share the fold."""
+        if self._any is None or not texts:
+            return [()] * len(texts)
         if big is None:  # a text holds the separator: one by one
             return [self.match(fold(t)) for t in texts]
         return self._scan(big, _DOC_SEP, len(texts))
@@ -756,16 +765,18 @@ class Triage:
         p_sent = p_sent[:, order]
         sent_idx = p_sent.argmax(axis=1).tolist()
         sent_score = np.round(p_sent[:, 2] - p_sent[:, 0], 4).tolist()
+        # One accent- and case-folded copy of the batch for both keyword matchers.
+        folded = None if self._keywords.empty and self._offensive_terms is None else fold_batch(texts)
         flagged = np.array(self._spam_flags(texts), dtype=bool)
         if self._offensive_terms is not None:
-            hits = self._offensive_terms.match_batch(texts)
+            hits = self._offensive_terms.match_folded(texts, folded)
             flagged |= np.fromiter((lang in hit for lang, hit in zip(langs, hits)), dtype=bool, count=len(texts))
         off = np.where(flagged, np.maximum(p_off, 0.99), p_off)
         off_flag = (off >= self._heads.threshold("offensive", langs)).tolist()
         cmp_flag = (p_cmp >= self._heads.threshold("complaint", langs)).tolist()
         off_score = np.round(off, 4).tolist()
         cmp_score = np.round(p_cmp, 4).tolist()
-        types = self._keywords.match_batch(texts)
+        types = self._keywords.match_folded(texts, folded)
         return [
             Labels(
                 lang=langs[i],
