@@ -40,3 +40,26 @@ def test_profanity_weights_are_on_the_lexicon_scale() -> None:
     assert len(words) > 10_000 and len(set(words)) == len(words)
     assert 0.8 < w["fuck"] < 3 and w["idiot"] > 0.5 and abs(w["weather"]) < 0.3
     assert np.percentile(np.abs(weights), 90) < 0.4
+
+
+def test_macro_ci_brackets_sklearns_figure_and_narrows_with_more_texts() -> None:
+    rng = np.random.default_rng(3)
+
+    def sample(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 3, n)
+        return y, np.where(rng.random(n) < 0.7, y, rng.integers(0, 3, n))
+
+    def parse(text: str) -> tuple[float, float, float]:
+        point, rest = text.split(" [")
+        lo, hi = rest.rstrip("]").split("–")
+        return float(point), float(lo), float(hi)
+
+    small, large = parse(tt.macro_ci(*sample(300))), parse(tt.macro_ci(*sample(3000)))
+    for point, lo, hi in (small, large):
+        assert lo < point < hi
+    assert large[2] - large[1] < (small[2] - small[1]) / 2
+    y, p = sample(300)
+    assert tt.macro_ci(y, p) == tt.macro_ci(y, p)  # fixed seed
+    # Binary sets labelled 0/2 (sv/pl) average over those two labels only, as sklearn does.
+    y2, p2 = np.where(y[:200] > 0, 2, 0), np.where(p[:200] > 0, 2, 0)
+    assert parse(tt.macro_ci(y2, p2))[0] == tt.macro(y2, p2)
