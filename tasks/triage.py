@@ -2,8 +2,9 @@
 
 Models are linear (logistic regression) over hashed word 1–2-grams, hashed character
 2–5-grams, a few lexicon sums (AFINN for en/fr/pl/sv/da/fi and emoticons, VADER's
-English lexicon, and the per-word weights of alt-profanity-check's English model) and the sum of static word vectors distilled from a multilingual
-sentence encoder (`WordVectors`), trained by ``scripts/train_triage.py`` and stored in
+English lexicon, the per-word weights of alt-profanity-check's English model) and the
+sum of static word vectors distilled from a multilingual sentence encoder
+(`WordVectors`), trained by ``scripts/train_triage.py`` and stored in
 ``tasks/models/`` as float16 weights and int8 vectors keyed by token hash — no word
 list, no pickled estimator, so nothing depends on the scikit-learn version that trained
 them and nothing is downloaded at run time. Hashing keeps the n-gram space shared across
@@ -19,7 +20,9 @@ Keyword matching and the spam rule also run once per batch, over the joined text
 trie regex of all crisis terms is tried only where numpy found a word token that can
 start one, so the Python work grows with the hits, not with the texts.
 
-``Labels.sentiment_score`` is a signed score in [-1, 1]: P(positive) − P(negative).
+``Labels.sentiment_score`` is a signed score in [-1, 1]: P(positive) − P(negative). A
+mention is offensive when its score reaches the head's threshold for its language; spam
+and the playbook's ``offensive_terms`` (in the mention's own language) score at least 0.99.
 """
 
 from __future__ import annotations
