@@ -148,8 +148,8 @@ def load_svpl(d: Path, lang: str) -> tuple[list[str], np.ndarray]:
     return [r["text"] for r in rows], np.array([0 if r["label"] == "Negative" else 2 for r in rows])
 
 
-def lexicon_entries(d: Path) -> dict[str, tuple[list[str], list[float]]]:
-    """Words and valences (scaled to about [-1, 1]) per shipped lexicon."""
+def sentiment_lexicons(d: Path) -> dict[str, tuple[list[str], list[float]]]:
+    """Words and valences (scaled to about [-1, 1]) of AFINN and VADER."""
     words: list[str] = []
     vals: list[float] = []
     for name in AFINN_FEATURE_FILES:
@@ -166,7 +166,6 @@ def lexicon_entries(d: Path) -> dict[str, tuple[list[str], list[float]]]:
             words.append(parts[0])
             vals.append(float(parts[1]) / 4.0)
     out["vader"] = (words, vals)
-    out["profanity"] = profanity_weights()
     return out
 
 
@@ -187,20 +186,21 @@ def profanity_weights() -> tuple[list[str], list[float]]:
     return vocab, (w * vec.idf_ / PROFANITY_SCALE).tolist()
 
 
-def read_lexicons(d: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(bucket, valence) pairs per lexicon."""
-    return {name: _pairs(words, vals) for name, (words, vals) in lexicon_entries(d).items()}
+def stored_lexicons(sentiment: dict[str, tuple[list[str], list[float]]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(bucket, valence) pairs per lexicon in LEXICONS: the sentiment ones and the profanity weights."""
+    return {name: _pairs(words, vals) for name, (words, vals) in (sentiment | {"profanity": profanity_weights()}).items()}
 
 
-def word_vectors(d: Path) -> dict:
-    """The stored word vectors, distilled over the shippable training tweets' vocabulary."""
+def word_vectors(d: Path, sentiment: dict[str, tuple[list[str], list[float]]]) -> dict:
+    """The stored word vectors, distilled over the shippable training tweets' vocabulary.
+
+    The vocabulary takes the sentiment lexicons' words, not the profanity model's 15k: 74%
+    of those are in it already, and leaving them out kept the vectors byte-identical when
+    the profanity lexicon came in, so that change could be measured on its own.
+    """
     texts = load_tweeteval(d, "train")[0] + load_complaints(d)[0] + load_id_abusive(d)[0] + load_poleval(d)[0]
     texts += [t for ts, _ in load_xlmt(d, "train").values() for t in ts]
-    # The sentiment lexicons' words, not the profanity model's 15k: 74% of those are in the
-    # vocabulary already, and leaving them out kept the vectors byte-identical when the
-    # profanity lexicon came in, so that change could be measured on its own.
-    lexicon_words = [w for name, (words, _) in lexicon_entries(d).items() if name != "profanity" for w in words]
-    return distil_word_vectors.build(texts, lexicon_words)
+    return distil_word_vectors.build(texts, [w for words, _ in sentiment.values() for w in words])
 
 
 @dataclass(frozen=True)
@@ -377,8 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     d = Path(args.data)
     if not d.is_dir():
         ap.error(f"no data folder at {d}")
-    stored_lex = read_lexicons(d)
-    stored_vectors = word_vectors(d)
+    sentiment_lex = sentiment_lexicons(d)
+    stored_lex = stored_lexicons(sentiment_lex)
+    stored_vectors = word_vectors(d, sentiment_lex)
     feats = Featuriser(lexicon_tables(stored_lex), WordVectors.from_stored(stored_vectors))
     model = {
         "n_features": _N_FEATURES,

@@ -343,10 +343,11 @@ def feature_blocks(
         lex[:, 2 * k + 1] = np.tanh(np.bincount(tdoc, weights=np.maximum(-v, 0), minlength=n) / 4.0)
     if vectors is None:
         emb = np.zeros((n, EMBEDDING_DIM), dtype=np.float32)
-    else:
+    elif langs is None:
         emb = vectors.pool(th, tdoc, n)
-        if langs is not None:
-            emb *= vectors.covers(langs)[:, None]
+    else:  # texts in languages the vectors do not cover contribute no tokens: zero rows
+        covered = vectors.covers(langs)[tdoc]
+        emb = vectors.pool(th[covered], tdoc[covered], n)
     return words, chars, lex, emb
 
 
@@ -701,8 +702,7 @@ class Triage:
         # languages (Dutch, French and German insults score well under its threshold). A
         # term counts only in a text of its own language, since hiding is public and words
         # cross languages with other meanings (Swedish "hora" is Spanish for "hour").
-        lists = [TermList(lang, {lang: terms}) for lang, terms in (offensive_terms or {}).items() if terms]
-        self._offensive_terms = _KeywordMatcher(lists) if lists else None
+        self._offensive_terms = _KeywordMatcher([TermList(lang, {lang: terms}) for lang, terms in (offensive_terms or {}).items()])
         self._default_lang = "en" if "en" in self.languages else self.languages[0]
 
     def _langs(self, texts: Sequence[str], hints: Sequence[str | None] | None) -> list[str]:
@@ -769,9 +769,9 @@ class Triage:
         sent_idx = p_sent.argmax(axis=1).tolist()
         sent_score = np.round(p_sent[:, 2] - p_sent[:, 0], 4).tolist()
         # One accent- and case-folded copy of the batch for both keyword matchers.
-        folded = None if self._keywords.empty and self._offensive_terms is None else fold_batch(texts)
+        folded = None if self._keywords.empty and self._offensive_terms.empty else fold_batch(texts)
         flagged = np.array(self._spam_flags(texts), dtype=bool)
-        if self._offensive_terms is not None:
+        if not self._offensive_terms.empty:
             hits = self._offensive_terms.match_folded(texts, folded)
             flagged |= np.fromiter((lang in hit for lang, hit in zip(langs, hits)), dtype=bool, count=len(texts))
         off = np.where(flagged, np.maximum(p_off, 0.99), p_off)
@@ -852,7 +852,7 @@ def load_triage(playbook: Playbook | None = None) -> Triage:
         # supported set rather than forcing them into the brand's languages.
         langs = None
         terms = playbook.engagement.offensive_terms
-        key = (playbook.model_dump_json(include={"crisis_types", "engagement"}),)
+        key = (playbook.model_dump_json(include={"crisis_types": True, "engagement": {"offensive_terms"}}),)
     tri = _TRIAGE_CACHE.get(key)
     if tri is None:
         tri = _TRIAGE_CACHE[key] = Triage(types, langs, terms)
