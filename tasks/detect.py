@@ -79,6 +79,16 @@ class Decision:
     z: float = 0.0  # robust z-score of the volume (diagnostics)
 
 
+def _median(a: np.ndarray) -> float:
+    """``np.median`` of a non-empty array without NaNs, the same value at a quarter of the
+    cost on the few dozen values the detector takes it of, several times per bucket."""
+    k = a.size // 2
+    if a.size % 2:
+        return float(np.partition(a, k)[k])
+    p = np.partition(a, (k - 1, k))
+    return float((p[k - 1] + p[k]) / 2)
+
+
 def _epoch_minutes(at: datetime) -> float:
     return as_utc(at).timestamp() / 60.0
 
@@ -171,7 +181,7 @@ class Detector:
         vals = vals[~np.isnan(vals)]
         if vals.size < 3:
             return None
-        return float(np.median(vals))
+        return _median(vals)
 
     def _seasonal_ready(self, bid: int) -> bool:
         return bool(
@@ -193,17 +203,17 @@ class Detector:
             good = ~np.isnan(recent_exp)
             if good.sum() >= self._fallback // 2:
                 # Ratio of level now to the seasonal expectation then: follows level shifts.
-                ratio = float(np.median((recent_vals[good] + 1.0) / (recent_exp[good] + 1.0)))
+                ratio = _median((recent_vals[good] + 1.0) / (recent_exp[good] + 1.0))
                 base = max(0.0, (seasonal + 1.0) * ratio - 1.0)
                 resid = recent_vals[good] - np.maximum(recent_exp[good] * ratio, 0.0)
                 self._used_seasonal = True
                 return base, self._sigma(base, resid), seasonal
         tail = recent_vals[-self._fallback :]
-        base = float(np.median(tail)) if tail.size else 0.0
+        base = _median(tail) if tail.size else 0.0
         return base, self._sigma(base, tail - base), float("nan") if seasonal is None else seasonal
 
     def _sigma(self, base: float, resid: np.ndarray) -> float:
-        mad = float(np.median(np.abs(resid - np.median(resid)))) if resid.size else 0.0
+        mad = _median(np.abs(resid - _median(resid))) if resid.size else 0.0
         return max(_MAD_TO_SIGMA * mad, math.sqrt(max(base, 1.0)), self._tail_scale)
 
     def _refresh_tail(self, bid: int) -> None:

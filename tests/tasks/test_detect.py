@@ -169,3 +169,15 @@ def test_leave_one_out_on_real_series(tmp_path: Path) -> None:
     # 60 catches nothing, so each series is judged at 4.5, chosen on the other; the storm is caught.
     assert {per["standard"]["threshold"] for per in loo["files"].values()} == {4.5}
     assert loo["corpus"]["standard"] > 90
+
+
+def test_the_fast_median_is_numpys_to_the_bit() -> None:
+    import numpy as np
+
+    from firebreak.tasks.detect import _median
+
+    rng = np.random.default_rng(3)
+    for n in [1, 2, 3, 4, 5, 24, 25, 288, 289]:
+        for a in (rng.normal(size=n), rng.integers(0, 4, size=n).astype(float), (rng.random(n) + 1) / 3):
+            assert _median(a) == float(np.median(a))
+            assert isinstance(_median(a), float)
