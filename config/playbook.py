@@ -87,7 +87,8 @@ def _check_languages(by_lang: dict[str, list[str]]) -> None:
 
 
 class CrisisType(_Model):
-    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    # Also names the type's own detection series, "topic:<id>", stored in 64 characters.
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=58)
     name: str
     origin: Literal["internal", "external"]
     apology: bool = Field(description="the brand is at fault: statements apologise")

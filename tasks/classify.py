@@ -114,7 +114,7 @@ def assess(db: Database, playbook: Playbook, incident_id: int, now: datetime) ->
     total = sum(langs.values()) or 1
     languages = [lang for lang, n in langs.most_common() if n / total >= 0.03]
     figures = {
-        "volume_ratio": float(sig.details.get("ratio", 0.0)) if sig else 0.0,
+        "volume_ratio": _brand_figure(sig, "ratio") if sig else 0.0,
         "negative_share": len(negative) / len(storm) if storm else 0.0,
         "platforms": float(len({m.platform for m in on_topic or storm})),
         "reach": float(sum(m.author_followers or 0 for m in on_topic or storm)),
@@ -146,8 +146,15 @@ def topic_phrase(terms: list[str], texts: list[str]) -> str:
     return forms.most_common(1)[0][0] if forms else best
 
 
+def _brand_figure(sig: Signal, name: str) -> float:
+    """The brand's ``ratio`` or ``baseline`` at the signal, whichever series fired it (older
+    signals and intake alerts carry only their own)."""
+    own = {"ratio": sig.details.get("ratio", 0.0), "baseline": sig.baseline}[name]
+    return float((sig.details.get("brand") or {}).get(name, own))
+
+
 def _peak_ratio(storm: list, sig: Signal, playbook: Playbook) -> float:
     minutes = playbook.detection.bucket_minutes
     per_bucket: Counter[int] = Counter(int(m.created_at.timestamp()) // (minutes * 60) for m in storm)
     peak = max(per_bucket.values()) if per_bucket else 0
-    return peak / max(sig.baseline, 1.0)
+    return peak / max(_brand_figure(sig, "baseline"), 1.0)

@@ -1,18 +1,29 @@
 """Detect stage: run the online detector over the brand's stored mention buckets.
 
-The detector is replayed over the playbook's history window on each run (cheap: a few
+The brand's volume is one series; each crisis type of the playbook (a topic: mentions the
+classify stage tagged with it) and, when the brand has several, each platform is another,
+each with its own detector. A topic storm is seen on its own series while it is still
+small beside a busy brand's everyday chatter, and a storm confined to one platform is
+seen against that platform's own baseline.
+
+The detectors are replayed over the playbook's history window on each run (cheap: a few
 thousand buckets) and only buckets completed since the last run can raise a signal, so
-two monitor runs never report the same bucket and a restart loses none. An open incident
-absorbs further signals (one storm, one incident).
+two monitor runs never report the same bucket and a restart loses none. A series with no
+new bucket of at least ``min_volume`` mentions cannot alert, so it is not replayed: most
+runs replay few series or none. Of the series that alert, the earliest bucket wins (the
+brand, then topics, then platforms on a tie); the signal names its series (``scope``)
+and also carries the brand's own figures at that bucket, which severity rules are
+written against. An open incident absorbs further signals (one storm, one incident).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, ColumnElement, Integer, case, cast, extract, func, literal, select
+import numpy as np
+from sqlalchemy import BigInteger, ColumnElement, Integer, String, case, cast, extract, func, literal, select
 
 from firebreak.config.logging import get_logger
 from firebreak.config.playbook import Playbook
@@ -23,6 +34,9 @@ from firebreak.tasks.detect import Decision, Detector
 
 log = get_logger("firebreak.tasks.signals")
 DETECT_STREAM = ("*", "detect")
+ALL = "all"
+TOPIC = "topic:"
+PLATFORM = "platform:"
 
 
 @dataclass
@@ -47,32 +61,83 @@ def _epoch_seconds(dialect: str) -> ColumnElement[int]:
     return cast(func.strftime("%s", Mention.created_at), Integer)
 
 
-def buckets(db: Database, brand: str, start: datetime, end: datetime, minutes: int) -> list[Bucket]:
-    """Complete buckets in [start, end), every one present (empty ones count as zero).
+def scopes(playbook: Playbook) -> list[str]:
+    """The series the detect stage watches, in tie-break order: the brand, each crisis type,
+    and each platform when the brand has more than one (else it is the brand's series)."""
+    out = [ALL, *(TOPIC + t.id for t in playbook.crisis_types)]
+    platforms = [p.value for p in playbook.brand.accounts]
+    return out + ([PLATFORM + p for p in platforms] if len(platforms) > 1 else [])
 
-    Counted by the database, per bucket and platform: a busy brand has hundreds of
-    thousands of mentions in the history window, and every monitor run reads it.
+
+def _codes(values: tuple, distinct: list) -> np.ndarray:
+    """Each value's position in ``distinct``."""
+    code = {v: k for k, v in enumerate(distinct)}
+    return np.fromiter((code[v] for v in values), dtype=np.int64, count=len(values))
+
+
+def scope_buckets(db: Database, brand: str, watched: list[str], start: datetime, end: datetime,
+                  minutes: int) -> dict[str, list[Bucket]]:
+    """Complete buckets in [start, end) of each watched scope, every one present (empty ones
+    count as zero).
+
+    Counted by the database, per bucket, platform and set of crisis types (there are few
+    distinct sets): a busy brand has hundreds of thousands of mentions in the history
+    window, and every monitor run reads it. The groups are then summed per scope with numpy.
     """
     start, end = floor_time(start, minutes), floor_time(end, minutes)
     step = timedelta(minutes=minutes)
     seconds = minutes * 60
-    counts: dict[datetime, list] = defaultdict(lambda: [0, 0, 0, set()])
+    by_topic = any(s.startswith(TOPIC) for s in watched)
     with db.session() as s:
         index = (_epoch_seconds(db.dialect) // literal(seconds, Integer)).label("bucket")
+        types = cast(Mention.crisis_types, String) if by_topic else literal(None, String)
+        keys = (index, Mention.platform, types) if by_topic else (index, Mention.platform)
         rows = s.execute(
-            select(index, Mention.platform, func.count(),
-                   func.sum(case((Mention.sentiment == "negative", 1), else_=0)),
-                   func.sum(func.coalesce(Mention.author_followers, 0)))
+            select(index, Mention.platform, types, func.count(),
+                   func.coalesce(func.sum(case((Mention.sentiment == "negative", 1), else_=0)), 0),
+                   func.coalesce(func.sum(func.coalesce(Mention.author_followers, 0)), 0))
             .where(Mention.brand == brand, Mention.created_at >= start, Mention.created_at < end)
-            .group_by(index, Mention.platform)
-        )
-        for bucket, platform, volume, negative, followers in rows:
-            c = counts[datetime.fromtimestamp(int(bucket) * seconds, tz=timezone.utc) + step]
-            c[0] += int(volume)
-            c[1] += int(negative or 0)
-            c[2] += int(followers or 0)
-            c[3].add(platform)
-    return series_from_counts(counts, start, end, step)
+            .group_by(*keys)
+        ).all()
+    n = int((end - start) / step)
+    ends = [start + (i + 1) * step for i in range(n)]
+    cols = list(zip(*rows)) if rows else [()] * 6
+    idx = np.asarray(cols[0], dtype=np.int64) - int(start.timestamp()) // seconds
+    counts = [np.asarray(c, dtype=np.float64) for c in cols[3:6]]  # volume, negative, followers
+    names = sorted(set(cols[1]))
+    pcode = _codes(cols[1], names)
+    tag_sets = sorted(set(cols[2]), key=str)
+    tcode = _codes(cols[2], tag_sets)
+    topics_of = [{TOPIC + t for t in json.loads(tagged or "[]") or []} for tagged in tag_sets]
+    platform_sets: dict[int, frozenset[str]] = {}
+
+    def series(mask: np.ndarray) -> list[Bucket]:
+        vol, neg, reach = (np.bincount(idx[mask], weights=c[mask], minlength=n).astype(np.int64).tolist() for c in counts)
+        bits = np.zeros(n, dtype=np.int64)
+        np.bitwise_or.at(bits, idx[mask], np.left_shift(1, pcode[mask]))
+        out = []
+        for i, b in enumerate(bits.tolist()):
+            if b not in platform_sets:
+                platform_sets[b] = frozenset(p for k, p in enumerate(names) if b >> k & 1)
+            out.append(Bucket(ends[i], vol[i], neg[i], reach[i], platform_sets[b]))
+        return out
+
+    out: dict[str, list[Bucket]] = {}
+    for scope in watched:
+        if scope == ALL:
+            mask = np.ones(idx.size, dtype=bool)
+        elif scope.startswith(PLATFORM):
+            p = scope.removeprefix(PLATFORM)
+            mask = pcode == (names.index(p) if p in names else -1)  # no mention there yet: all zeros
+        else:
+            mask = np.isin(tcode, [k for k, topics in enumerate(topics_of) if scope in topics])
+        out[scope] = series(mask)
+    return out
+
+
+def buckets(db: Database, brand: str, start: datetime, end: datetime, minutes: int) -> list[Bucket]:
+    """The brand's own series: complete buckets in [start, end), empty ones as zero."""
+    return scope_buckets(db, brand, [ALL], start, end, minutes)[ALL]
 
 
 def series_from_counts(counts: dict[datetime, list], start: datetime, end: datetime, step: timedelta) -> list[Bucket]:
@@ -87,29 +152,48 @@ def series_from_counts(counts: dict[datetime, list], start: datetime, end: datet
     return out
 
 
-def replay(playbook: Playbook, series: list[Bucket]) -> list[Decision]:
-    det = Detector(playbook.detection)
+def replay(playbook: Playbook, series: list[Bucket], scope: str = ALL) -> list[Decision]:
+    # A platform's series is silenced by quiet windows for that platform too.
+    det = Detector(playbook.detection, platform=scope.removeprefix(PLATFORM) if scope.startswith(PLATFORM) else None)
     return [det.update(b.end, b.volume, negative=b.negative, platforms=len(b.platforms), reach=b.reach) for b in series]
+
+
+@dataclass(frozen=True)
+class Alert:
+    scope: str
+    bucket: Bucket
+    decision: Decision
+
+
+def first_alerts(playbook: Playbook, series: dict[str, list[Bucket]], after: datetime | None,
+                 *, prune: bool = True) -> list[Alert]:
+    """Each scope's first alert in a bucket ending after ``after``, earliest first (ties in
+    ``series`` order). ``prune`` skips scopes that cannot alert: the same result, less work."""
+    found: list[tuple[datetime, int, Alert]] = []
+    for order, (scope, ser) in enumerate(series.items()):
+        new = [i for i, b in enumerate(ser) if after is None or b.end > after]
+        if prune and not any(ser[i].volume >= playbook.detection.min_volume for i in new):
+            continue  # every alert needs min_volume mentions in its bucket
+        decisions = replay(playbook, ser, scope)
+        hit = next((i for i in new if decisions[i].alert), None)
+        if hit is not None:
+            found.append((ser[hit].end, order, Alert(scope, ser[hit], decisions[hit])))
+    return [a for _, _, a in sorted(found, key=lambda f: f[:2])]
 
 
 def detect(db: Database, playbook: Playbook, now: datetime) -> Signal | None:
     """Evaluate buckets completed since the last run; store and return a new signal, if any."""
     brand = playbook.brand.id
     cfg = playbook.detection
-    series = buckets(db, brand, now - timedelta(days=cfg.history_days), now, cfg.bucket_minutes)
-    decisions = replay(playbook, series)
+    start = now - timedelta(days=cfg.history_days)
+    series = scope_buckets(db, brand, scopes(playbook), start, now, cfg.bucket_minutes)
     with db.session() as s:
         mark = s.get(IngestCursor, (brand, *DETECT_STREAM))
         last = datetime.fromisoformat(mark.high_water) if mark and mark.high_water else None
-        fired: tuple[Bucket, Decision] | None = None
-        for b, d in zip(series, decisions):
-            if last is not None and b.end <= last:
-                continue
-            if d.alert:
-                fired = (b, d)
-                break
-        if series:
-            newest = series[-1].end if fired is None else fired[0].end
+        alerts = first_alerts(playbook, series, last)
+        fired = alerts[0] if alerts else None
+        if series[ALL]:
+            newest = series[ALL][-1].end if fired is None else fired.bucket.end
             if mark is None:
                 mark = IngestCursor(brand=brand, platform=DETECT_STREAM[0], stream=DETECT_STREAM[1], updated_at=utcnow())
                 s.add(mark)
@@ -117,20 +201,33 @@ def detect(db: Database, playbook: Playbook, now: datetime) -> Signal | None:
             mark.updated_at = utcnow()
         if fired is None:
             return None
-        b, d = fired
+        b, d = fired.bucket, fired.decision
         sig = Signal(
-            brand=brand, scope="all", at=b.end, kind="+".join(d.reasons) or "volume", score=d.score,
+            brand=brand, scope=fired.scope, at=b.end, kind="+".join(d.reasons) or "volume", score=d.score,
             volume=b.volume, baseline=d.baseline, negative_share=(b.negative / b.volume) if b.volume else 0.0,
-            platforms=sorted(b.platforms), details={"ratio": d.ratio, "reach": b.reach, "reasons": list(d.reasons)},
+            platforms=sorted(b.platforms),
+            details={"ratio": d.ratio, "reach": b.reach, "reasons": list(d.reasons),
+                     "scopes": [a.scope for a in alerts if a.bucket.end == b.end],
+                     "brand": _brand_figures(playbook, series[ALL], fired)},
             detected_at=utcnow(),
         )
         open_incident = s.scalars(select(Incident).where(Incident.brand == brand, Incident.status != "resolved")).first()
         if open_incident is not None:
             sig.incident_id = open_incident.id
         s.add(sig)
-    log.info("signal", brand=brand, at=b.end.isoformat(), volume=b.volume, baseline=round(d.baseline, 2),
-             reasons=list(d.reasons), absorbed=sig.incident_id is not None)
+    log.info("signal", brand=brand, scope=fired.scope, at=b.end.isoformat(), volume=b.volume,
+             baseline=round(d.baseline, 2), reasons=list(d.reasons), absorbed=sig.incident_id is not None)
     return sig
+
+
+def _brand_figures(playbook: Playbook, brand_series: list[Bucket], fired: Alert) -> dict[str, float]:
+    """The brand's volume, baseline and ratio in the bucket that fired (severity rules speak
+    of the brand's volume, whatever series saw the storm first)."""
+    if fired.scope == ALL:
+        d = fired.decision
+    else:
+        d = next(x for x in replay(playbook, brand_series) if x.at == fired.bucket.end)
+    return {"volume": d.volume, "baseline": d.baseline, "ratio": d.ratio}
 
 
 def baseline_ratio(db: Database, playbook: Playbook, now: datetime, window_buckets: int = 3) -> tuple[float, list[Decision]]:

@@ -39,6 +39,7 @@ def _write(tmp_path: Path, mutate) -> Path:  # type: ignore[no-untyped-def]
     (lambda r: r["approval"]["required_roles"].update({1: ["comms", "ceo"]}), "approval.required_roles.1", "nobody holds"),
     (lambda r: r["brand"].update(colour="red"), "brand.colour", "Extra inputs are not permitted"),
     (lambda r: r["crisis_types"][0]["keywords"].update(xx=["a"]), "crisis_types.0.keywords", "unknown language"),
+    (lambda r: r["crisis_types"][0].update(id="x" * 59), "crisis_types.0.id", "at most 58 characters"),
     (lambda r: r["engagement"]["offensive_terms"].update(xx=["a"]), "engagement.offensive_terms", "unknown language"),
     (lambda r: r["engagement"]["offensive_terms"].update(nl=["klootzak", " "]), "engagement.offensive_terms", "blank term in ['nl']"),
     (lambda r: r.pop("drill"), "drill", "Field required"),

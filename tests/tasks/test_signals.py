@@ -56,7 +56,7 @@ def test_buckets_counted_by_the_database_match_a_plain_count(db) -> None:  # typ
     from sqlalchemy import update
 
     from firebreak.store.models import Mention as MentionRow
-    from firebreak.tasks.signals import buckets, floor_time
+    from firebreak.tasks.signals import buckets, floor_time, scope_buckets
 
     rng = random.Random(7)
     step = timedelta(minutes=5)
@@ -85,3 +85,133 @@ def test_buckets_counted_by_the_database_match_a_plain_count(db) -> None:  # typ
     assert len(got) == 6 * 12 and got[0].end == start + step and got[-1].end == end
     assert {b.end: [b.volume, b.negative, b.reach, set(b.platforms)] for b in got if b.volume} == expected
     assert sum(b.volume for b in got) == sum(v[0] for v in expected.values()) > 400
+
+    # Each platform's and each crisis type's series, counted with the brand's in one query.
+    tags = {f"b{i}": [[], ["recall"], ["recall", "leak"], ["leak"]][i % 4] for i in range(600) if i % 5}
+    with db.session() as s:
+        for pid, t in tags.items():
+            s.execute(update(MentionRow).where(MentionRow.platform_id == pid).values(crisis_types=t))
+    watched = ["all", "platform:x", "platform:bluesky", "topic:recall", "topic:leak", "topic:nothing"]
+    series = scope_buckets(db, "fjell", watched, start, end, 5)
+    assert list(series) == watched and series["all"] == got
+    for scope in watched[1:]:
+        want: dict = {}
+        for i, m in enumerate(ms):
+            if start <= m.created_at < end and (m.platform.value == scope.split(":")[1] if scope.startswith("platform:")
+                                                else scope.split(":")[1] in tags.get(m.platform_id, [])):
+                e = want.setdefault(floor_time(m.created_at, 5) + step, [0, 0, 0, set()])
+                e[0] += 1
+                e[1] += i % 3 == 0
+                e[2] += m.author_followers
+                e[3].add(m.platform.value)
+        assert [b.end for b in series[scope]] == [b.end for b in got]
+        assert {b.end: [b.volume, b.negative, b.reach, set(b.platforms)] for b in series[scope] if b.volume} == want
+        assert (sum(b.volume for b in series[scope]) > 50) == (scope != "topic:nothing")
+
+
+def _busy_brand(db, storm_platform: Platform | None, storm_types: list[str] | None) -> None:  # type: ignore[no-untyped-def]
+    """A day of chatter at about 60 mentions per 5 minutes over every platform, then half an
+    hour with 20 more per bucket: on one platform, or tagged with crisis types."""
+    from sqlalchemy import update
+
+    from firebreak.store.models import Mention as MentionRow
+
+    rng = random.Random(9)
+    platforms = list(Platform)
+    ms = [Mention(rng.choice(platforms), f"c{i}", rng.choice(CHATTER), T0 + timedelta(seconds=rng.randrange(-86400, 1800)))
+          for i in range(60 * 12 * 24 + 60 * 6)]
+    ms += [Mention(storm_platform or rng.choice(platforms), f"s{i}", rng.choice(STORM), T0 + timedelta(seconds=15 * i))
+           for i in range(20 * 6)]
+    with db.session() as s:
+        store_mentions(s, "fjell", ms)
+        s.execute(update(MentionRow).values(sentiment="neutral", crisis_types=[]))
+        if storm_types:
+            s.execute(update(MentionRow).where(MentionRow.platform_id.like("s%")).values(crisis_types=storm_types))
+
+
+def _one_day(playbook):  # type: ignore[no-untyped-def]
+    """The default playbook, with a day of history (all the busy brand has) and no seasonality."""
+    return playbook.model_copy(update={"detection": playbook.detection.model_copy(update={"history_days": 1, "seasonal": False})})
+
+
+SETTLED = T0 - timedelta(minutes=5)  # the detect stage has seen every bucket up to here
+
+
+def _monitored_until(db, at) -> None:  # type: ignore[no-untyped-def]
+    """As if monitor runs had evaluated every bucket up to ``at``."""
+    from firebreak.store.models import IngestCursor
+    from firebreak.tasks.signals import DETECT_STREAM
+
+    with db.session() as s:
+        s.add(IngestCursor(brand="fjell", platform=DETECT_STREAM[0], stream=DETECT_STREAM[1], high_water=at.isoformat(),
+                           updated_at=at))
+
+
+def _series(db, playbook, now):  # type: ignore[no-untyped-def]
+    from firebreak.tasks.signals import scope_buckets, scopes
+
+    cfg = playbook.detection
+    return scope_buckets(db, "fjell", scopes(playbook), now - timedelta(days=cfg.history_days), now, cfg.bucket_minutes)
+
+
+def test_a_topic_storm_fires_on_its_topic_while_the_brand_total_stays_calm(db, playbook) -> None:  # type: ignore[no-untyped-def]
+    from firebreak.tasks.signals import ALL, first_alerts
+    playbook = _one_day(playbook)
+
+    _busy_brand(db, None, ["data_breach", "service_outage"])
+    now = T0 + timedelta(minutes=30)
+    series = _series(db, playbook, now)
+    assert sum(b.volume for b in series["topic:data_breach"]) == 20 * 6 == sum(b.volume for b in series["topic:service_outage"])
+    assert first_alerts(playbook, {ALL: series[ALL]}, SETTLED) == []  # the brand's total alone: no storm
+    _monitored_until(db, SETTLED)
+    sig = detect(db, playbook, now)
+    # Both topics alert in the same bucket; the playbook lists service_outage first.
+    assert sig is not None and sig.scope == "topic:service_outage" and T0 < sig.at <= T0 + timedelta(minutes=10)
+    assert sig.details["scopes"] == ["topic:service_outage", "topic:data_breach"]
+    assert sig.volume >= 15 and sig.details["ratio"] > 10  # against the topic's own baseline
+    brand = sig.details["brand"]
+    assert brand["volume"] > 60 and brand["baseline"] > 50 and brand["ratio"] < 2
+    assert detect(db, playbook, now) is None  # the same buckets are not reported twice
+
+    # Severity speaks of the brand's volume, not of the topic's surge over its own near-zero.
+    inc = open_incident(db, AuditLog(db), playbook, sig.id)
+    assert assess(db, playbook, inc.id, now).figures["volume_ratio"] < 3
+
+
+def test_a_storm_on_one_platform_fires_on_that_platform_unless_a_quiet_window_covers_it(db, playbook) -> None:  # type: ignore[no-untyped-def]
+    from firebreak.config.playbook import QuietWindow
+    playbook = _one_day(playbook)
+    from firebreak.tasks.signals import ALL, first_alerts
+
+    _busy_brand(db, Platform.MASTODON, None)
+    now = T0 + timedelta(minutes=30)
+    assert first_alerts(playbook, {ALL: _series(db, playbook, now)[ALL]}, SETTLED) == []
+    launch = QuietWindow(start=T0 - timedelta(hours=1), end=T0 + timedelta(hours=1), reason="launch", platforms=["mastodon"])
+    quiet = playbook.model_copy(update={"detection": playbook.detection.model_copy(update={"quiet_windows": [launch]})})
+    assert first_alerts(quiet, _series(db, quiet, now), SETTLED) == []
+    _monitored_until(db, SETTLED)
+    sig = detect(db, playbook, now)
+    assert sig is not None and sig.scope == "platform:mastodon" and sig.platforms == ["mastodon"]
+    assert sig.details["scopes"] == ["platform:mastodon"]
+
+
+def test_skipping_series_that_cannot_alert_changes_no_result(db, playbook) -> None:  # type: ignore[no-untyped-def]
+    from firebreak.tasks.signals import first_alerts
+    playbook = _one_day(playbook)
+
+    _busy_brand(db, Platform.X, ["product_safety"])
+    series = _series(db, playbook, T0 + timedelta(minutes=40))
+    for after in [None, *(T0 + timedelta(minutes=m) for m in range(-60, 40, 5))]:
+        assert first_alerts(playbook, series, after) == first_alerts(playbook, series, after, prune=False)
+    assert [a.scope for a in first_alerts(playbook, series, SETTLED)] == ["topic:product_safety", "platform:x"]
+
+
+def test_the_watched_series(playbook) -> None:  # type: ignore[no-untyped-def]
+    from firebreak.tasks.signals import scopes
+
+    assert scopes(playbook) == ["all", *(f"topic:{t.id}" for t in playbook.crisis_types),
+                                *(f"platform:{p.value}" for p in playbook.brand.accounts)]
+    one = next(iter(playbook.brand.accounts))
+    single = playbook.model_copy(update={"brand": playbook.brand.model_copy(
+        update={"accounts": {one: playbook.brand.accounts[one]}})})
+    assert not any(s.startswith("platform:") for s in scopes(single))  # one platform: the brand's series
