@@ -43,7 +43,7 @@ def open_incident(db: Database, audit: AuditLog, playbook: Playbook, signal_id: 
         s.flush()
         sig.incident_id = inc.id
     audit.append("firebreak", "incident.opened", f"incident:{inc.id}",
-                 {"signal": signal_id, "at": sig.at, "volume": sig.volume, "baseline": sig.baseline,
+                 {"signal": signal_id, "scope": sig.scope, "at": sig.at, "volume": sig.volume, "baseline": sig.baseline,
                   "reasons": sig.details.get("reasons", []), "drill": drill})
     return inc
 

@@ -174,8 +174,11 @@ def test_a_topic_storm_fires_on_its_topic_while_the_brand_total_stays_calm(db, p
     assert detect(db, playbook, now) is None  # the same buckets are not reported twice
 
     # Severity speaks of the brand's volume, not of the topic's surge over its own near-zero.
-    inc = open_incident(db, AuditLog(db), playbook, sig.id)
+    audit = AuditLog(db)
+    inc = open_incident(db, audit, playbook, sig.id)
     assert assess(db, playbook, inc.id, now).figures["volume_ratio"] < 3
+    opened = [e for e in audit.events() if e.action == "incident.opened"]
+    assert len(opened) == 1 and opened[0].payload["scope"] == "topic:service_outage"
 
 
 def test_a_storm_on_one_platform_fires_on_that_platform_unless_a_quiet_window_covers_it(db, playbook) -> None:  # type: ignore[no-untyped-def]
