@@ -75,6 +75,9 @@ class Detection(_Model):
     min_volume: int = Field(15, ge=1, description="mentions per bucket before volume can alert")
     negative_share_threshold: float = Field(0.4, ge=0, le=1)
     min_negative: int = Field(8, ge=1)
+    reach_followers: int = Field(
+        50_000, ge=1, description="followers of a bucket's negative mentions' authors, summed, that count as high "
+        "reach: with a milder rise in volume it alerts (and must also be 10 times the past day's usual)")
     spread_min_platforms: int = Field(2, ge=1, le=6)
     cooldown_minutes: int = Field(120, ge=0)
     quiet_windows: list[QuietWindow] = Field(default_factory=list)

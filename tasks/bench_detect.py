@@ -45,7 +45,6 @@ from firebreak.tasks.signals import (
     replay,
     scope_buckets,
     scopes,
-    series_from_counts,
 )
 
 NOW = datetime(2026, 3, 16, 12, 0, tzinfo=UTC)
@@ -79,7 +78,7 @@ def buckets_from_rows(db: Database, brand: str, start: datetime, end: datetime, 
     """The baseline: every row in the window read and counted in Python."""
     start, end = floor_time(start, minutes), floor_time(end, minutes)
     step = timedelta(minutes=minutes)
-    counts: dict[datetime, list] = defaultdict(lambda: [0, 0, 0, set()])
+    counts: dict[datetime, list] = defaultdict(lambda: [0, 0, 0, set(), 0])
     with db.session() as s:
         rows = s.execute(select(MentionRow.created_at, MentionRow.sentiment, MentionRow.platform,
                                 MentionRow.author_followers)
@@ -90,7 +89,14 @@ def buckets_from_rows(db: Database, brand: str, start: datetime, end: datetime, 
             c[1] += sentiment == "negative"
             c[2] += followers or 0
             c[3].add(platform)
-    return series_from_counts(counts, start, end, step)
+            c[4] += (followers or 0) if sentiment == "negative" else 0
+    out = []
+    t = start + step
+    while t <= end:
+        c = counts.get(t)
+        out.append(Bucket(t, c[0], c[1], c[2], frozenset(c[3]), c[4]) if c else Bucket(t))
+        t += step
+    return out
 
 
 def bench_detect(playbook: Playbook, n_mentions: int = 200_000, runs: int = 5, url: str | None = None) -> dict[str, Any]:

@@ -32,7 +32,10 @@ higher and pass over lone moderate spikes. The alert score is the largest of the
 
 Alerts. Volume z ≥ ``cfg.volume_threshold`` with at least ``cfg.min_volume`` mentions; or
 a milder rise (half the threshold) with a negative share ≥
-``cfg.negative_share_threshold`` and ≥ ``cfg.min_negative`` negatives. After an alert the
+``cfg.negative_share_threshold`` and ≥ ``cfg.min_negative`` negatives; or that milder rise
+with high reach: the bucket's negative mentions come from authors with ≥
+``cfg.reach_followers`` followers in all, and ≥ 10 times the median of the past day's
+buckets (an influential critic, not the brand's everyday audience). After an alert the
 detector stays quiet for ``cfg.cooldown_minutes`` *and* until the storm has subsided
 (z below 1 for one bucket), so one storm is one alert. ``cfg.quiet_windows`` suppress
 alerts (the decision still carries its score).
@@ -61,6 +64,7 @@ _MIN_HISTORY_BUCKETS = 12  # no alert before this much history: nothing to compa
 _SUSTAINED_MINUTES = 120
 _SUSTAINED_WEIGHT = 0.5  # weight of the sustained channel in the combined evidence
 _SUBSIDED_Z = 1.0
+_REACH_RATIO = 10.0  # negative reach this many times the past day's median counts as high
 _TAIL_Q = 0.999
 _TAIL_REFRESH_MINUTES = 60
 _TAIL_MIN_SAMPLES = 288
@@ -75,7 +79,7 @@ class Decision:
     score: float  # in [0, 1]; 0.5 at the alert threshold
     ratio: float  # volume / max(baseline, 1)
     alert: bool
-    reasons: tuple[str, ...]  # e.g. ("volume", "negative_share", "spread")
+    reasons: tuple[str, ...]  # e.g. ("volume", "negative_share", "reach", "spread")
     z: float = 0.0  # robust z-score of the volume (diagnostics)
 
 
@@ -128,6 +132,7 @@ class Detector:
         self._cap = max(self._per_day * cfg.history_days, self._per_day)
         self._vals = np.full(self._cap, np.nan)  # winsorised counts
         self._exp = np.full(self._cap, np.nan)  # seasonal expectation at the time
+        self._neg_reach = np.full(self._cap, np.nan)  # followers of each bucket's negative mentions
         self._ids = np.full(self._cap, -1, dtype=np.int64)
         self._first_id: int | None = None
         self._last_id: int | None = None
@@ -236,6 +241,13 @@ class Detector:
             return
         self._tail_scale = max(0.0, float(np.quantile(r, _TAIL_Q))) / _Z_OF_Q[_TAIL_Q]
 
+    def _high_reach(self, bid: int, negative_reach: int) -> bool:
+        """Negative mentions from authors with many followers, far more than usual here."""
+        if negative_reach < self.cfg.reach_followers:
+            return False
+        past = self._get(np.arange(bid - self._recent, bid), self._neg_reach)
+        return not past.size or negative_reach >= _REACH_RATIO * _median(past)
+
     def _quiet_at(self, at: datetime) -> bool:
         return any(as_utc(w.start) <= at < as_utc(w.end) for w in self._quiet)
 
@@ -247,10 +259,13 @@ class Detector:
         *,
         negative: int = 0,
         platforms: int = 1,
-        reach: int = 0,
+        negative_reach: int = 0,
     ) -> Decision:
-        if volume < 0 or negative < 0:
-            raise FirebreakError("volume and negative must be non-negative")
+        """The decision for the bucket ending at ``at``: ``volume`` mentions, ``negative`` of
+        them negative, on ``platforms`` platforms; ``negative_reach``: the followers of the
+        negative ones' authors, summed."""
+        if volume < 0 or negative < 0 or negative_reach < 0:
+            raise FirebreakError("volume, negative and negative_reach must be non-negative")
         at = as_utc(at)
         bid = int(_epoch_minutes(at) // self.bucket_minutes)
         if self._last_id is not None and bid <= self._last_id:
@@ -289,6 +304,9 @@ class Detector:
         elevated = warm and volume >= cfg.min_volume and z_eff >= thr / 2
         if neg_hit and (vol_hit or elevated):
             reasons.append("negative_share")
+        reach_hit = (vol_hit or elevated) and self._high_reach(bid, negative_reach)
+        if reach_hit:
+            reasons.append("reach")
         spread = platforms >= cfg.spread_min_platforms > 1
         if spread and (vol_hit or elevated):
             reasons.append("spread")
@@ -297,11 +315,13 @@ class Detector:
         score = 1.0 / (1.0 + math.exp(-(z_eff - thr)))
         if "negative_share" in reasons:
             score = 1.0 - (1.0 - score) * 0.5
+        if "reach" in reasons:
+            score = 1.0 - (1.0 - score) * 0.5
         if "spread" in reasons:
             score = 1.0 - (1.0 - score) * 0.8
         if not warm:
             score = 0.0
-        candidate = vol_hit or (elevated and neg_hit)
+        candidate = vol_hit or (elevated and (neg_hit or reach_hit))
 
         # One storm, one alert: cool-down elapsed and the previous storm has subsided.
         if self._in_storm and z_eff < _SUBSIDED_Z:
@@ -319,6 +339,7 @@ class Detector:
         # Winsorise before storing so the storm does not lift its own baseline.
         cap = base + thr * sigma
         self._put(bid, min(float(volume), cap), seasonal)
+        self._neg_reach[bid % self._cap] = negative_reach
         self._resid[bid % self._cap] = volume - base
         self._seasonal_resid[bid % self._cap] = self._used_seasonal
         if len(self._raw_recent) == self._sustain:

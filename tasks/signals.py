@@ -44,8 +44,9 @@ class Bucket:
     end: datetime
     volume: int = 0
     negative: int = 0
-    reach: int = 0
+    reach: int = 0  # followers of the authors, summed
     platforms: frozenset[str] = frozenset()
+    negative_reach: int = 0  # followers of the negative mentions' authors, summed
 
 
 def floor_time(t: datetime, minutes: int) -> datetime:
@@ -95,15 +96,17 @@ def scope_buckets(db: Database, brand: str, watched: list[str], start: datetime,
         rows = s.execute(
             select(index, Mention.platform, types, func.count(),
                    func.coalesce(func.sum(case((Mention.sentiment == "negative", 1), else_=0)), 0),
-                   func.coalesce(func.sum(func.coalesce(Mention.author_followers, 0)), 0))
+                   func.coalesce(func.sum(func.coalesce(Mention.author_followers, 0)), 0),
+                   func.coalesce(func.sum(case((Mention.sentiment == "negative", func.coalesce(Mention.author_followers, 0)),
+                                               else_=0)), 0))
             .where(Mention.brand == brand, Mention.created_at >= start, Mention.created_at < end)
             .group_by(*keys)
         ).all()
     n = int((end - start) / step)
     ends = [start + (i + 1) * step for i in range(n)]
-    cols = list(zip(*rows)) if rows else [()] * 6
+    cols = list(zip(*rows)) if rows else [()] * 7
     idx = np.asarray(cols[0], dtype=np.int64) - int(start.timestamp()) // seconds
-    counts = [np.asarray(c, dtype=np.float64) for c in cols[3:6]]  # volume, negative, followers
+    counts = [np.asarray(c, dtype=np.float64) for c in cols[3:7]]  # volume, negative, followers, negative followers
     names = sorted(set(cols[1]))
     pcode = _codes(cols[1], names)
     tag_sets = sorted(set(cols[2]), key=str)
@@ -112,14 +115,14 @@ def scope_buckets(db: Database, brand: str, watched: list[str], start: datetime,
     platform_sets: dict[int, frozenset[str]] = {}
 
     def series(mask: np.ndarray) -> list[Bucket]:
-        vol, neg, reach = (np.bincount(idx[mask], weights=c[mask], minlength=n).astype(np.int64).tolist() for c in counts)
+        vol, neg, reach, neg_reach = (np.bincount(idx[mask], weights=c[mask], minlength=n).astype(np.int64).tolist() for c in counts)
         bits = np.zeros(n, dtype=np.int64)
         np.bitwise_or.at(bits, idx[mask], np.left_shift(1, pcode[mask]))
         out = []
         for i, b in enumerate(bits.tolist()):
             if b not in platform_sets:
                 platform_sets[b] = frozenset(p for k, p in enumerate(names) if b >> k & 1)
-            out.append(Bucket(ends[i], vol[i], neg[i], reach[i], platform_sets[b]))
+            out.append(Bucket(ends[i], vol[i], neg[i], reach[i], platform_sets[b], neg_reach[i]))
         return out
 
     out: dict[str, list[Bucket]] = {}
@@ -140,22 +143,11 @@ def buckets(db: Database, brand: str, start: datetime, end: datetime, minutes: i
     return scope_buckets(db, brand, [ALL], start, end, minutes)[ALL]
 
 
-def series_from_counts(counts: dict[datetime, list], start: datetime, end: datetime, step: timedelta) -> list[Bucket]:
-    """Every bucket ending in (start, end], from ``{bucket end: [volume, negative, reach,
-    platforms]}``; a bucket with no entry counts as zero."""
-    out = []
-    t = start + step
-    while t <= end:
-        c = counts.get(t)
-        out.append(Bucket(t, c[0], c[1], c[2], frozenset(c[3])) if c else Bucket(t))
-        t += step
-    return out
-
-
 def replay(playbook: Playbook, series: list[Bucket], scope: str = ALL) -> list[Decision]:
     # A platform's series is silenced by quiet windows for that platform too.
     det = Detector(playbook.detection, platform=scope.removeprefix(PLATFORM) if scope.startswith(PLATFORM) else None)
-    return [det.update(b.end, b.volume, negative=b.negative, platforms=len(b.platforms), reach=b.reach) for b in series]
+    return [det.update(b.end, b.volume, negative=b.negative, platforms=len(b.platforms), negative_reach=b.negative_reach)
+            for b in series]
 
 
 @dataclass(frozen=True)
@@ -206,7 +198,7 @@ def detect(db: Database, playbook: Playbook, now: datetime) -> Signal | None:
             brand=brand, scope=fired.scope, at=b.end, kind="+".join(d.reasons) or "volume", score=d.score,
             volume=b.volume, baseline=d.baseline, negative_share=(b.negative / b.volume) if b.volume else 0.0,
             platforms=sorted(b.platforms),
-            details={"ratio": d.ratio, "reach": b.reach, "reasons": list(d.reasons),
+            details={"ratio": d.ratio, "reach": b.reach, "negative_reach": b.negative_reach, "reasons": list(d.reasons),
                      "scopes": [a.scope for a in alerts if a.bucket.end == b.end],
                      "brand": _brand_figures(playbook, series[ALL], fired)},
             detected_at=utcnow(),

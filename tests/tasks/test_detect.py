@@ -64,6 +64,27 @@ def test_negative_share_and_spread_reasons() -> None:
     assert d.alert and {"volume", "negative_share", "spread"} <= set(d.reasons)
 
 
+def test_a_milder_rise_alerts_when_prominent_critics_drive_it() -> None:
+    import copy
+
+    def after_a_day(usual_reach: int) -> Detector:
+        det = Detector(Detection())
+        for at, v in series(days=1):
+            det.update(at, v, negative=2, negative_reach=usual_reach)
+        return det
+
+    at = T0 + 288 * STEP
+    det = after_a_day(800)
+    # A rise above half the volume threshold but short of it: no alert on volume alone.
+    v = next(v for v in range(40, 400) if copy.deepcopy(det).update(at, v).z >= 0.6 * Detection().volume_threshold)
+    assert not copy.deepcopy(det).update(at, v, negative=3, negative_reach=40_000).alert  # under reach_followers
+    d = copy.deepcopy(det).update(at, v, negative=3, negative_reach=60_000)
+    assert d.alert and d.reasons == ("reach",) and d.score > 0.5
+    # The same followers are nothing special where critics are routinely that prominent.
+    assert not after_a_day(20_000).update(at, v, negative=3, negative_reach=60_000).alert
+    assert not copy.deepcopy(det).update(at, 14, negative=3, negative_reach=10**6).alert  # below min_volume
+
+
 def test_out_of_order_bucket_is_an_error() -> None:
     det = Detector(Detection())
     det.update(T0, 1)

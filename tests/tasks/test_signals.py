@@ -69,11 +69,12 @@ def test_buckets_counted_by_the_database_match_a_plain_count(db) -> None:  # typ
         p, followers = rng.choice(list(Platform)), rng.randrange(0, 5000)
         ms.append(Mention(p, f"b{i}", "text", at, author_followers=followers))
         if start <= at < end:
-            e = expected.setdefault(floor_time(at, 5) + step, [0, 0, 0, set()])
+            e = expected.setdefault(floor_time(at, 5) + step, [0, 0, 0, set(), 0])
             e[0] += 1
             e[1] += i % 3 == 0
             e[2] += followers
             e[3].add(p.value)
+            e[4] += followers if i % 3 == 0 else 0
     other = [Mention(Platform.X, f"o{i}", "text", start + timedelta(minutes=i)) for i in range(30)]
     with db.session() as s:
         store_mentions(s, "fjell", ms)
@@ -83,7 +84,7 @@ def test_buckets_counted_by_the_database_match_a_plain_count(db) -> None:  # typ
         s.execute(update(MentionRow).where(MentionRow.platform_id.in_(negative)).values(sentiment="negative"))
     got = buckets(db, "fjell", start, end, 5)
     assert len(got) == 6 * 12 and got[0].end == start + step and got[-1].end == end
-    assert {b.end: [b.volume, b.negative, b.reach, set(b.platforms)] for b in got if b.volume} == expected
+    assert {b.end: [b.volume, b.negative, b.reach, set(b.platforms), b.negative_reach] for b in got if b.volume} == expected
     assert sum(b.volume for b in got) == sum(v[0] for v in expected.values()) > 400
 
     # Each platform's and each crisis type's series, counted with the brand's in one query.
@@ -99,13 +100,14 @@ def test_buckets_counted_by_the_database_match_a_plain_count(db) -> None:  # typ
         for i, m in enumerate(ms):
             if start <= m.created_at < end and (m.platform.value == scope.split(":")[1] if scope.startswith("platform:")
                                                 else scope.split(":")[1] in tags.get(m.platform_id, [])):
-                e = want.setdefault(floor_time(m.created_at, 5) + step, [0, 0, 0, set()])
+                e = want.setdefault(floor_time(m.created_at, 5) + step, [0, 0, 0, set(), 0])
                 e[0] += 1
                 e[1] += i % 3 == 0
                 e[2] += m.author_followers
                 e[3].add(m.platform.value)
+                e[4] += m.author_followers if i % 3 == 0 else 0
         assert [b.end for b in series[scope]] == [b.end for b in got]
-        assert {b.end: [b.volume, b.negative, b.reach, set(b.platforms)] for b in series[scope] if b.volume} == want
+        assert {b.end: [b.volume, b.negative, b.reach, set(b.platforms), b.negative_reach] for b in series[scope] if b.volume} == want
         assert (sum(b.volume for b in series[scope]) > 50) == (scope != "topic:nothing")
 
 
