@@ -158,15 +158,17 @@ class Alert:
 
 
 def first_alerts(playbook: Playbook, series: dict[str, list[Bucket]], after: datetime | None,
-                 *, prune: bool = True) -> list[Alert]:
+                 *, prune: bool = True, replayed: dict[str, list[Decision]] | None = None) -> list[Alert]:
     """Each scope's first alert in a bucket ending after ``after``, earliest first (ties in
-    ``series`` order). ``prune`` skips scopes that cannot alert: the same result, less work."""
+    ``series`` order). ``prune`` skips scopes that cannot alert: the same result, less work.
+    The decisions of every scope replayed are left in ``replayed``."""
     found: list[tuple[datetime, int, Alert]] = []
+    replayed = {} if replayed is None else replayed
     for order, (scope, ser) in enumerate(series.items()):
         new = [i for i, b in enumerate(ser) if after is None or b.end > after]
         if prune and not any(ser[i].volume >= playbook.detection.min_volume for i in new):
             continue  # every alert needs min_volume mentions in its bucket
-        decisions = replay(playbook, ser, scope)
+        decisions = replayed[scope] = replay(playbook, ser, scope)
         hit = next((i for i in new if decisions[i].alert), None)
         if hit is not None:
             found.append((ser[hit].end, order, Alert(scope, ser[hit], decisions[hit])))
@@ -182,7 +184,8 @@ def detect(db: Database, playbook: Playbook, now: datetime) -> Signal | None:
     with db.session() as s:
         mark = s.get(IngestCursor, (brand, *DETECT_STREAM))
         last = datetime.fromisoformat(mark.high_water) if mark and mark.high_water else None
-        alerts = first_alerts(playbook, series, last)
+        replayed: dict[str, list[Decision]] = {}
+        alerts = first_alerts(playbook, series, last, replayed=replayed)
         fired = alerts[0] if alerts else None
         if series[ALL]:
             newest = series[ALL][-1].end if fired is None else fired.bucket.end
@@ -200,7 +203,8 @@ def detect(db: Database, playbook: Playbook, now: datetime) -> Signal | None:
             platforms=sorted(b.platforms),
             details={"ratio": d.ratio, "reach": b.reach, "negative_reach": b.negative_reach, "reasons": list(d.reasons),
                      "scopes": [a.scope for a in alerts if a.bucket.end == b.end],
-                     "brand": _brand_figures(playbook, series[ALL], fired)},
+                     # Every series is part of the brand's, so its replay was not skipped.
+                     "brand": _brand_figures(replayed[ALL], fired)},
             detected_at=utcnow(),
         )
         open_incident = s.scalars(select(Incident).where(Incident.brand == brand, Incident.status != "resolved")).first()
@@ -212,13 +216,10 @@ def detect(db: Database, playbook: Playbook, now: datetime) -> Signal | None:
     return sig
 
 
-def _brand_figures(playbook: Playbook, brand_series: list[Bucket], fired: Alert) -> dict[str, float]:
+def _brand_figures(brand_decisions: list[Decision], fired: Alert) -> dict[str, float]:
     """The brand's volume, baseline and ratio in the bucket that fired (severity rules speak
     of the brand's volume, whatever series saw the storm first)."""
-    if fired.scope == ALL:
-        d = fired.decision
-    else:
-        d = next(x for x in replay(playbook, brand_series) if x.at == fired.bucket.end)
+    d = next(x for x in brand_decisions if x.at == fired.bucket.end)
     return {"volume": d.volume, "baseline": d.baseline, "ratio": d.ratio}
 
 
