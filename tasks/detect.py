@@ -65,6 +65,8 @@ _SUSTAINED_MINUTES = 120
 _SUSTAINED_WEIGHT = 0.5  # weight of the sustained channel in the combined evidence
 _SUBSIDED_Z = 1.0
 _REACH_RATIO = 10.0  # negative reach this many times the past day's median counts as high
+# Signals that corroborate a rise: (factor on 1 − score, alerts on a milder rise on its own).
+_CORROBORATION = {"negative_share": (0.5, True), "reach": (0.5, True), "spread": (0.8, False)}
 _TAIL_Q = 0.999
 _TAIL_REFRESH_MINUTES = 60
 _TAIL_MIN_SAMPLES = 288
@@ -295,33 +297,25 @@ class Detector:
             z_eff = max(z, z_sus, z_both)
 
         warm = self._seen >= _MIN_HISTORY_BUCKETS
-        reasons: list[str] = []
-        vol_hit = warm and volume >= cfg.min_volume and z_eff >= thr
-        if vol_hit:
-            reasons.append("volume")
+        # A rise above half the threshold (a full one is one too) lets the other signals count.
+        raised = warm and volume >= cfg.min_volume and z_eff >= thr / 2
+        vol_hit = raised and z_eff >= thr
         share = negative / volume if volume else 0.0
-        neg_hit = negative >= cfg.min_negative and share >= cfg.negative_share_threshold
-        elevated = warm and volume >= cfg.min_volume and z_eff >= thr / 2
-        if neg_hit and (vol_hit or elevated):
-            reasons.append("negative_share")
-        reach_hit = (vol_hit or elevated) and self._high_reach(bid, negative_reach)
-        if reach_hit:
-            reasons.append("reach")
-        spread = platforms >= cfg.spread_min_platforms > 1
-        if spread and (vol_hit or elevated):
-            reasons.append("spread")
+        evidence = {
+            "negative_share": negative >= cfg.min_negative and share >= cfg.negative_share_threshold,
+            "reach": raised and self._high_reach(bid, negative_reach),
+            "spread": platforms >= cfg.spread_min_platforms > 1,
+        }
+        corroborating = [name for name, hit in evidence.items() if hit and raised]
+        reasons = ["volume"] * vol_hit + corroborating
 
         # Score: logistic in z around the threshold, nudged by the corroborating signals.
         score = 1.0 / (1.0 + math.exp(-(z_eff - thr)))
-        if "negative_share" in reasons:
-            score = 1.0 - (1.0 - score) * 0.5
-        if "reach" in reasons:
-            score = 1.0 - (1.0 - score) * 0.5
-        if "spread" in reasons:
-            score = 1.0 - (1.0 - score) * 0.8
+        for name in corroborating:
+            score = 1.0 - (1.0 - score) * _CORROBORATION[name][0]
         if not warm:
             score = 0.0
-        candidate = vol_hit or (elevated and (neg_hit or reach_hit))
+        candidate = vol_hit or any(_CORROBORATION[name][1] for name in corroborating)
 
         # One storm, one alert: cool-down elapsed and the previous storm has subsided.
         if self._in_storm and z_eff < _SUBSIDED_Z:
