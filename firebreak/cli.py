@@ -142,6 +142,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from firebreak.tasks.backtest import backtest_file, backtest_nab
 
     cfg = _playbook(args.playbook).detection
+    if args.storms:
+        return _storm_drill(args, cfg)
     if args.nab:
         from firebreak.flows.progress import progress_bar
 
@@ -165,6 +167,31 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         raise FirebreakError("backtest needs SERIES.csv and --out ALERTS.csv (or --nab DIR)")
     n = backtest_file(Path(args.series), Path(args.out), cfg)
     print(f"{n} alert(s) written to {args.out}")
+    return 0
+
+
+def _storm_drill(args: argparse.Namespace, cfg) -> int:  # type: ignore[no-untyped-def]
+    from firebreak.tasks.backtest import nab_series, read_series
+    from firebreak.tasks.storms import format_report, storm_drill
+
+    opts = {"second_wave": args.second_wave, "seed": args.seed}
+    if args.series and not args.nab:
+        report = storm_drill(read_series(Path(args.series)), cfg, **opts)
+        print(format_report(report, args.series))
+        return 0
+    if not args.nab:
+        raise FirebreakError("backtest --storms needs SERIES.csv or --nab DIR")
+    from firebreak.flows.progress import progress_bar
+
+    total = None
+    nab = nab_series(Path(args.nab))
+    with progress_bar("storm drill") as bar:
+        for k, (name, series, windows) in enumerate(nab):
+            report = storm_drill(series, cfg, exclude=windows, **opts)
+            total = report if total is None else total.merge(report)
+            bar(k + 1, len(nab))
+    assert total is not None  # nab_series raises on a folder without series
+    print(format_report(total, f"{len(nab)} series in {args.nab}, labelled windows excluded", excluded=True))
     return 0
 
 
@@ -384,6 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--nab", help="folder of NAB-style series with windows.json")
     b.add_argument("--leave-one-out", action="store_true",
                    help="with --nab: score each series with the threshold and cool-down that do best on the others")
+    b.add_argument("--storms", action="store_true",
+                   help="storm drill: lay synthetic storms over the series one at a time and report "
+                        "which the detector catches, and how fast")
+    b.add_argument("--second-wave", action="store_true",
+                   help="with --storms: each storm comes a day after the same storm; only the second is judged")
+    b.add_argument("--seed", type=int, default=0, help="with --storms: where storms start and their noise")
     b.add_argument("--playbook")
     b.set_defaults(func=cmd_backtest)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,7 +48,8 @@ def read_series(path: Path) -> Series:
     return Series(ts, vals)
 
 
-def _infer_bucket_minutes(ts: list[datetime]) -> int | None:
+def bucket_minutes_of(ts: Sequence[datetime]) -> int | None:
+    """The series' bucket length: the median step between rows, in minutes (1 to 60)."""
     if len(ts) < 2:
         return None
     steps = sorted((b - a).total_seconds() for a, b in zip(ts, ts[1:]))
@@ -58,7 +59,7 @@ def _infer_bucket_minutes(ts: list[datetime]) -> int | None:
 
 def run_detector(series: Series, cfg: Detection) -> list[Decision]:
     """Online: each row's decision sees only the rows before it."""
-    det = Detector(cfg, bucket_minutes=_infer_bucket_minutes(series.timestamps))
+    det = Detector(cfg, bucket_minutes=bucket_minutes_of(series.timestamps))
     return [det.update(t, v) for t, v in zip(series.timestamps, series.values)]
 
 
@@ -90,9 +91,21 @@ def _load_nab(folder: Path) -> tuple[list[str], dict[str, list[list[str]]]]:
     return names, labels
 
 
-def _score_file(series: Series, windows: list[list[str]], cfg: Detection) -> dict:
+def nab_series(folder: Path) -> list[tuple[str, Series, list[tuple[int, int]]]]:
+    """Every series listed in ``folder/windows.json``: (file name, series, labelled windows as
+    (first, last) row indices)."""
+    folder = Path(folder)
+    names, labels = _load_nab(folder)
+    out = []
+    for name in names:
+        series = read_series(folder / name)
+        spans = [(_parse_ts(a), _parse_ts(b)) for a, b in labels[name]]
+        out.append((name, series, window_indices(series.timestamps, spans)))
+    return out
+
+
+def _score_file(series: Series, wins: list[tuple[int, int]], cfg: Detection) -> dict:
     alerts = [d.alert for d in run_detector(series, cfg)]
-    wins = window_indices(series.timestamps, [(_parse_ts(a), _parse_ts(b)) for a, b in windows])
     entry: dict = {"rows": len(alerts), "alerts": sum(alerts), "windows": len(wins)}
     for pname, profile in PROFILES.items():
         s = score_alerts(alerts, wins, profile)
@@ -123,13 +136,12 @@ def backtest_nab(
     Returns ``{"files": {name: {"alerts", "rows", "windows", profile: {"raw", "normalised",
     "tp", "fn", "fp"}}}, "corpus": {profile: normalised score}, "windows": n}``.
     """
-    folder = Path(folder)
-    names, labels = _load_nab(folder)
     files: dict[str, dict] = {}
-    for k, name in enumerate(names):
-        files[name] = _score_file(read_series(folder / name), labels[name], cfg)
+    nab = nab_series(folder)
+    for k, (name, series, wins) in enumerate(nab):
+        files[name] = _score_file(series, wins, cfg)
         if progress is not None:
-            progress(k + 1, len(names))
+            progress(k + 1, len(nab))
     entries = list(files.values())
     return {"files": files, "corpus": _corpus(entries), "windows": sum(e["windows"] for e in entries)}
 
@@ -155,16 +167,15 @@ def backtest_nab_leave_one_out(
     Returns ``{"corpus": {profile: score}, "files": {name: {profile: {"threshold",
     "cooldown_minutes", "normalised"}}}, "grid": n}``.
     """
-    folder = Path(folder)
-    names, labels = _load_nab(folder)
+    nab = {name: (series, wins) for name, series, wins in nab_series(folder)}
+    names = list(nab)
     if len(names) < 2:
         raise FirebreakError(f"{folder}: leave-one-out needs at least two series, found {len(names)}")
     grid = [(t, c) for t in thresholds for c in (cooldowns or (cfg.cooldown_minutes,))]
-    series = {n: read_series(folder / n) for n in names}
     scored: dict[tuple[float, int], dict[str, dict]] = {}
     for k, (t, c) in enumerate(grid):
         setting = cfg.model_copy(update={"volume_threshold": t, "cooldown_minutes": c})
-        scored[(t, c)] = {n: _score_file(series[n], labels[n], setting) for n in names}
+        scored[(t, c)] = {n: _score_file(*nab[n], setting) for n in names}
         if progress is not None:
             progress(k + 1, len(grid))
     series_windows = {n: scored[grid[0]][n]["windows"] for n in names}  # the same at every grid point

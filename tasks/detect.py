@@ -43,6 +43,7 @@ alerts (the decision still carries its score).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -350,6 +351,11 @@ class Detector:
             reasons=tuple(reasons),
             z=float(z_eff),
         )
+
+    def fork(self) -> Detector:
+        """An independent copy of this detector's state (the settings are shared, not copied):
+        what-if replays from a point in a series without replaying what came before."""
+        return copy.deepcopy(self, memo={id(self.cfg): self.cfg})
 
     def run(self, series: Sequence[tuple[datetime, int]]) -> list[Decision]:
         """Convenience: feed a whole (timestamp, volume) series in order."""

@@ -154,14 +154,11 @@ def test_leave_one_out_judges_each_series_with_the_setting_that_won_on_the_other
     # would win on A itself. A must be judged at 3.0, B and C at what wins on the other two.
     raw = {("a.csv", 3.0): -0.5, ("a.csv", 5.0): 0.9, ("b.csv", 3.0): 0.8, ("b.csv", 5.0): 0.1,
            ("c.csv", 3.0): 0.7, ("c.csv", 5.0): 0.6}
-    for name in ("a.csv", "b.csv", "c.csv"):
-        (tmp_path / name).write_text("timestamp,value\n2015-01-01 00:00:00,1\n")
-    (tmp_path / "windows.json").write_text(json.dumps({n: [] for n in ("a.csv", "b.csv", "c.csv")}))
-
     def fake_score(series, windows, cfg):  # type: ignore[no-untyped-def]
         return {"windows": 1, **{p: {"raw": raw[(series, cfg.volume_threshold)], "normalised": None} for p in PROFILES}}
 
-    monkeypatch.setattr(bt, "read_series", lambda path: Path(path).name)  # the series stands for itself
+    # Each series stands for itself, its name.
+    monkeypatch.setattr(bt, "nab_series", lambda folder: [(n, n, []) for n in ("a.csv", "b.csv", "c.csv")])
     monkeypatch.setattr(bt, "_score_file", fake_score)
     loo = bt.backtest_nab_leave_one_out(tmp_path, Detection(), thresholds=(3.0, 5.0))
     assert loo["grid"] == 2
@@ -202,3 +199,18 @@ def test_the_fast_median_is_numpys_to_the_bit() -> None:
         for a in (rng.normal(size=n), rng.integers(0, 4, size=n).astype(float), (rng.random(n) + 1) / 3):
             assert _median(a) == float(np.median(a))
             assert isinstance(_median(a), float)
+
+
+def test_a_fork_decides_like_the_original_and_apart_from_it() -> None:
+    rows = series(days=4, storm_at=3 * 288 + 100)
+    det = Detector(Detection(), bucket_minutes=5)
+    for at, v in rows[:500]:
+        det.update(at, v)
+    fork = det.fork()
+    assert fork.cfg is det.cfg
+    rest_a = [det.update(at, v) for at, v in rows[500:]]
+    rest_b = [fork.update(at, v) for at, v in rows[500:]]
+    assert rest_a == rest_b
+    fresh = det.fork()
+    fresh.update(rows[-1][0] + STEP, 10_000)  # the fork's state is its own
+    assert det.update(rows[-1][0] + STEP, 10).volume == 10 and not det.update(rows[-1][0] + 2 * STEP, 10).alert
