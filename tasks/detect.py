@@ -30,6 +30,13 @@ current bucket, so it is down-weighted): a fairly high bucket inside two raised 
 storm even when neither channel alone reaches the threshold, which lets the threshold sit
 higher and pass over lone moderate spikes. The alert score is the largest of the three.
 
+Storms and the scales. The two-hour channel's tail leaves out the buckets of storms (every
+bucket that could alert, and those after an alert until the storm has subsided): counted, one storm would
+be the measure of how far the series usually strays for the whole history, and a second
+wave a day later would have to outgrow the first to be seen (`firebreak backtest --storms
+--second-wave` measures this). The single-bucket tail keeps them: bursty series have
+after-shocks, lone spikes that follow a big one, and that tail is what passes over them.
+
 Alerts. Volume z ≥ ``cfg.volume_threshold`` with at least ``cfg.min_volume`` mentions; or
 a milder rise (half the threshold) with a negative share ≥
 ``cfg.negative_share_threshold`` and ≥ ``cfg.min_negative`` negatives; or that milder rise
@@ -147,6 +154,7 @@ class Detector:
         self._tail_scale = 0.0
         self._resid_mean = np.full(self._cap, np.nan)  # mean residual over the sustained window
         self._seasonal_resid = np.zeros(self._cap, dtype=bool)  # taken against the seasonal baseline
+        self._storm = np.zeros(self._cap, dtype=bool)  # the bucket was part of a storm
         self._used_seasonal = False  # the baseline of the current bucket is seasonal
         self._tail_mode: bool | None = None
         self._tail_scale_mean = 0.0
@@ -235,7 +243,10 @@ class Detector:
             return
         self._tail_at = bid
         self._tail_mode = mode
-        m = self._resid_mean[~np.isnan(self._resid_mean) & (self._seasonal_resid == mode)]
+        # A storm is not how far the series usually strays over two hours: were its buckets
+        # counted, one storm would set this scale for the whole history, and a second wave
+        # would have to outgrow the first to be seen.
+        m = self._resid_mean[~np.isnan(self._resid_mean) & (self._seasonal_resid == mode) & ~self._storm]
         self._tail_scale_mean = (
             max(0.0, float(np.quantile(m, _TAIL_Q))) / _Z_OF_Q[_TAIL_Q] if m.size >= _TAIL_MIN_SAMPLES else 0.0
         )
@@ -337,6 +348,7 @@ class Detector:
         self._neg_reach[bid % self._cap] = negative_reach
         self._resid[bid % self._cap] = volume - base
         self._seasonal_resid[bid % self._cap] = self._used_seasonal
+        self._storm[bid % self._cap] = self._in_storm or candidate
         if len(self._raw_recent) == self._sustain:
             self._resid_mean[bid % self._cap] = mean_resid
         self._last_id = bid

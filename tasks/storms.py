@@ -11,8 +11,7 @@ Each storm is judged on its own: the detector runs once over the series as recor
 is forked where a storm begins, and only the storm's buckets are replayed from that fork. A
 storm therefore never sees another injected storm, and the drill costs one pass plus the
 storms. With ``second_wave`` the same storm also comes a day earlier, and only the second is
-judged: a storm raises the detector's measure of how bursty the series is (see
-`firebreak.tasks.detect`), so a second wave must be bigger than the first to be seen.
+judged: whatever the detector learns from a storm must not hide the next one.
 
 Storms start at least four days in (the seasonal baseline needs three), a day apart with a
 seeded random time of day, and away from the ``exclude`` spans (labelled windows) and the

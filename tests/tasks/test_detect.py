@@ -201,6 +201,23 @@ def test_the_fast_median_is_numpys_to_the_bit() -> None:
             assert isinstance(_median(a), float)
 
 
+def test_a_second_wave_a_day_later_is_seen_like_the_first() -> None:
+    # Two hours at five times the usual volume, and the same again a day later. The first
+    # storm must not become the measure of how far this series usually strays, or the
+    # second would have to outgrow it to be seen.
+    rng = random.Random(7)
+    first, second = 15 * 288 + 60, 16 * 288 + 60
+    det = Detector(Detection(), bucket_minutes=5)
+    alerts = []
+    for i in range(17 * 288):
+        lam = daily(i) * (5 if first <= i < first + 24 or second <= i < second + 24 else 1)
+        if det.update(T0 + i * STEP, max(0, int(rng.gauss(lam, 2 * math.sqrt(lam))))).alert:
+            alerts.append(i)
+    assert [a for a in alerts if first <= a < first + 24]
+    assert [a for a in alerts if second <= a < second + 24]
+    assert not [a for a in alerts if 4 * 288 <= a < first]  # and no false alert in the days before
+
+
 def test_a_fork_decides_like_the_original_and_apart_from_it() -> None:
     rows = series(days=4, storm_at=3 * 288 + 100)
     det = Detector(Detection(), bucket_minutes=5)

@@ -71,6 +71,7 @@ def test_second_wave_and_merge_and_format() -> None:
     one = storm_drill(series, Detection(), sizes=(16.0,), second_wave=True, seed=2)
     n = one.outcomes[0].storms
     assert one.second_wave and n >= 6 and all(o.storms == n for o in one.outcomes)
+    assert one.outcomes[0].caught >= n - 1  # the first storm does not hide the second
     both = one.merge(one)
     assert both.outcomes[0].storms == 2 * n and both.alerts == 2 * one.alerts and math.isnan(both.usual_level)
     text = format_report(one, "s.csv")
