@@ -31,10 +31,10 @@ storm even when neither channel alone reaches the threshold, which lets the thre
 higher and pass over lone moderate spikes. The alert score is the largest of the three.
 
 Storms and the scales. The two-hour channel's tail leaves out the buckets of storms (every
-bucket that could alert, and those after an alert until the storm has subsided): counted, one storm would
-be the measure of how far the series usually strays for the whole history, and a second
-wave a day later would have to outgrow the first to be seen (`firebreak backtest --storms
---second-wave` measures this). The single-bucket tail keeps them: bursty series have
+bucket that could alert, and those after an alert until the storm has subsided): counted,
+one storm would be the measure of how far the series usually strays for the whole history,
+and a second wave a day later would have to outgrow the first to be seen (`firebreak
+backtest --storms --second-wave` measures this). The single-bucket tail keeps them: bursty series have
 after-shocks, lone spikes that follow a big one, and that tail is what passes over them.
 
 Alerts. Volume z ≥ ``cfg.volume_threshold`` with at least ``cfg.min_volume`` mentions; or

@@ -23,6 +23,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 
@@ -150,8 +151,8 @@ def storm_drill(
     longest = max(p.size for p in profiles.values())
     lead = per_day if second_wave else 0  # a second wave replays from the first one's start
 
-    # One pass over the series as recorded: its own alerts, where storms may go, and the
-    # detector's state at the start of each replay.
+    # The series as recorded: its own alerts (which storms keep clear of), then a second pass
+    # for the detector's state where each replay starts.
     det = Detector(cfg, bucket_minutes=bucket)
     alerts = np.array([det.update(t, int(v)).alert for t, v in zip(series.timestamps, series.values)], dtype=bool)
     own = [(int(i), int(i)) for i in np.flatnonzero(alerts)]
@@ -172,11 +173,13 @@ def storm_drill(
             outcome = StormOutcome(shape, float(size))
             for s in starts:
                 extra = rng.poisson((size - 1.0) * usual_level(values, s, per_day) * prof)
-                x = values.copy()
-                x[s : s + prof.size] += extra
+                # The replayed span: the storm, and for a second wave the day before it.
+                x = values[s - lead : s + prof.size].copy()
+                x[lead:] += extra
                 if second_wave:
-                    x[s - lead : s - lead + prof.size] += extra
-                outcome.delays.append(_first_alert(forks[s - lead].fork(), series, x, s - lead, s, s + prof.size, bucket))
+                    x[: prof.size] += extra
+                delay = _first_alert(forks[s - lead].fork(), series.timestamps[s - lead : s + prof.size], x, lead)
+                outcome.delays.append(None if delay is None else delay * bucket)
             outcomes.append(outcome)
 
     # The series' own alerts past NAB's probationary rows, outside ``exclude``: with labelled
@@ -190,12 +193,11 @@ def storm_drill(
     return DrillReport(outcomes, float(np.median(values)), int(alerts[scored].sum()), float(weeks), second_wave)
 
 
-def _first_alert(
-    det: Detector, series: Series, x: np.ndarray, replay_from: int, start: int, end: int, bucket: int
-) -> int | None:
-    for j in range(replay_from, end):
-        if det.update(series.timestamps[j], int(x[j])).alert and j >= start:
-            return (j - start) * bucket
+def _first_alert(det: Detector, timestamps: Sequence[datetime], x: np.ndarray, judged_from: int) -> int | None:
+    """Buckets from ``judged_from`` to the first alert at or after it, or None."""
+    for j, (at, v) in enumerate(zip(timestamps, x.tolist())):
+        if det.update(at, int(v)).alert and j >= judged_from:
+            return j - judged_from
     return None
 
 
