@@ -115,15 +115,20 @@ def usual_level(values: np.ndarray, at: int, per_day: int) -> float:
 def storm_starts(n: int, per_day: int, length: int, avoid: Sequence[tuple[int, int]], seed: int) -> list[int]:
     """One start a day at a seeded time of day, after the warm-up, with the storm (and, for
     a second wave, the day before it) clear of every ``avoid`` span by half a day."""
+    return _clear_of(_daily_starts(n, per_day, seed), n, per_day, length, avoid)
+
+
+def _daily_starts(n: int, per_day: int, seed: int) -> list[int]:
     rng = np.random.default_rng(seed)
-    starts = []
+    return [day * per_day + int(rng.integers(0, per_day)) for day in range(_WARMUP_DAYS + 1, n // per_day)]
+
+
+def _clear_of(starts: list[int], n: int, per_day: int, length: int, avoid: Sequence[tuple[int, int]]) -> list[int]:
     margin = per_day // 2
-    for day in range(_WARMUP_DAYS + 1, n // per_day):
-        s = day * per_day + int(rng.integers(0, per_day))
-        lo, hi = s - per_day, s + length
-        if hi + margin < n and all(hi + margin < a or lo - margin > b for a, b in avoid):
-            starts.append(s)
-    return starts
+    return [
+        s for s in starts
+        if s + length + margin < n and all(s + length + margin < a or s - per_day - margin > b for a, b in avoid)
+    ]
 
 
 def storm_drill(
@@ -151,19 +156,20 @@ def storm_drill(
     longest = max(p.size for p in profiles.values())
     lead = per_day if second_wave else 0  # a second wave replays from the first one's start
 
-    # The series as recorded: its own alerts (which storms keep clear of), then a second pass
-    # for the detector's state where each replay starts.
-    det = Detector(cfg, bucket_minutes=bucket)
-    alerts = np.array([det.update(t, int(v)).alert for t, v in zip(series.timestamps, series.values)], dtype=bool)
-    own = [(int(i), int(i)) for i in np.flatnonzero(alerts)]
-    starts = storm_starts(n, per_day, longest, [*exclude, *own], seed)
+    # One pass over the series as recorded: its own alerts (which storms keep clear of, so
+    # known only at the end) and the detector's state at every moment a replay may start.
+    candidates = _daily_starts(n, per_day, seed)
+    wanted = {s - lead for s in candidates}
     forks: dict[int, Detector] = {}
     det = Detector(cfg, bucket_minutes=bucket)
-    wanted = {s - lead for s in starts}
+    alerts = np.zeros(n, dtype=bool)
     for i, (t, v) in enumerate(zip(series.timestamps, series.values)):
         if i in wanted:
             forks[i] = det.fork()
-        det.update(t, int(v))
+        alerts[i] = det.update(t, int(v)).alert
+    own = [(int(i), int(i)) for i in np.flatnonzero(alerts)]
+    starts = _clear_of(candidates, n, per_day, longest, [*exclude, *own])
+    levels = {s: usual_level(values, s, per_day) for s in starts}
 
     rng = np.random.default_rng(seed)
     outcomes = []
@@ -172,7 +178,7 @@ def storm_drill(
         for size in sizes:
             outcome = StormOutcome(shape, float(size))
             for s in starts:
-                extra = rng.poisson((size - 1.0) * usual_level(values, s, per_day) * prof)
+                extra = rng.poisson((size - 1.0) * levels[s] * prof)
                 # The replayed span: the storm, and for a second wave the day before it.
                 x = values[s - lead : s + prof.size].copy()
                 x[lead:] += extra
