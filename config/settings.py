@@ -131,7 +131,7 @@ class Settings(BaseSettings):
     web_port: int = 8788
 
     # Take a slot of the Prefect global concurrency limit `platform-<name>` around each
-    # platform drain, so a platform's limits hold across every worker (tasks/limits.py).
+    # platform drain, so a platform's limits hold across every worker (flows/limits.py).
     # Needs the limits on the server (`firebreak limits apply`); off for the embedded server.
     platform_limits: bool = False
     platform_limit_timeout_s: float = 600.0

@@ -15,7 +15,7 @@ from firebreak.store.models import Incident
 from firebreak.tasks import codes as codes_mod
 from firebreak.tasks.ack import verify_ack_code
 from firebreak.tasks.escalate import acknowledge
-from firebreak.tasks.runtime import Runtime, get_runtime
+from firebreak.flows.runtime import Runtime, get_runtime
 
 
 def ladder_rounds(rt: Runtime, inc: Incident) -> int:

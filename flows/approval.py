@@ -30,7 +30,7 @@ from firebreak.tasks import codes as codes_mod
 from firebreak.tasks import draft as draft_mod
 from firebreak.tasks.notify import Outgoing, preferred_channel, send_once
 from firebreak.tasks.reminders import send_reminders
-from firebreak.tasks.runtime import Runtime, get_runtime
+from firebreak.flows.runtime import Runtime, get_runtime
 
 
 class ApprovalInput(RunInput):

@@ -7,11 +7,11 @@ from prefect import flow, get_run_logger
 
 from firebreak.flows.approval import await_sign_off
 from firebreak.store.models import Incident
-from firebreak.tasks import signals as signals_mod
-from firebreak.tasks import steps
-from firebreak.tasks.followup import at_baseline, cadence_minutes
-from firebreak.tasks.runtime import get_runtime
-from firebreak.tasks.steps import stage
+from firebreak.tasks import detect as detect_mod
+from firebreak.flows import steps
+from firebreak.tasks.follow_up import at_baseline, cadence_minutes
+from firebreak.flows.runtime import get_runtime
+from firebreak.flows.steps import stage
 
 
 def refresh(incident_id: int) -> None:
@@ -35,13 +35,13 @@ def follow_up(incident_id: int) -> int:
     sent = 0
     with stage(incident_id, "follow_up"):
         refresh(incident_id)
-        ratio, decisions = signals_mod.baseline_ratio(rt.db, pb, rt.clock.now())
+        ratio, decisions = detect_mod.baseline_ratio(rt.db, pb, rt.clock.now())
         while sent < pb.follow_up.max_updates and not at_baseline(pb, decisions):
             wait = cadence_minutes(pb, severity, ratio)
             log.info("Next update in %.0f minutes (volume %.1f× baseline)", wait, ratio)
             rt.clock.sleep(wait * 60)
             refresh(incident_id)
-            ratio, decisions = signals_mod.baseline_ratio(rt.db, pb, rt.clock.now())
+            ratio, decisions = detect_mod.baseline_ratio(rt.db, pb, rt.clock.now())
             if at_baseline(pb, decisions):
                 break
             nxt = int(cadence_minutes(pb, severity, ratio))

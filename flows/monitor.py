@@ -10,8 +10,8 @@ from prefect import flow, get_run_logger
 from prefect.events import emit_event
 
 from firebreak.domain import utcnow
-from firebreak.tasks import steps
-from firebreak.tasks.runtime import get_runtime
+from firebreak.flows import steps
+from firebreak.flows.runtime import get_runtime
 
 CRISIS_EVENT = "firebreak.crisis.detected"
 

@@ -12,10 +12,11 @@ from prefect.flow_runs import pause_flow_run
 
 from firebreak.domain import utcnow
 from firebreak.flows.approval import ResolveInput, await_sign_off
-from firebreak.tasks import crisis_page, steps
+from firebreak.flows import steps
+from firebreak.tasks import crisis_page
 from firebreak.tasks.incident import mark, update_summary
-from firebreak.tasks.runtime import get_runtime
-from firebreak.tasks.steps import stage
+from firebreak.flows.runtime import get_runtime
+from firebreak.flows.steps import stage
 
 
 @flow(name="resolve")

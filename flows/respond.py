@@ -12,10 +12,10 @@ from prefect.artifacts import create_markdown_artifact
 from firebreak.flows.approval import await_sign_off
 from firebreak.flows.follow_up import follow_up
 from firebreak.flows.resolve import resolve
-from firebreak.tasks import steps
+from firebreak.flows import steps
 from firebreak.tasks.incident import mark
-from firebreak.tasks.runtime import get_runtime
-from firebreak.tasks.steps import stage
+from firebreak.flows.runtime import get_runtime
+from firebreak.flows.steps import stage
 
 
 @flow(name="respond")

@@ -43,8 +43,8 @@ from typing import Any
 import httpx
 import yaml
 
-from firebreak.connectors.sandbox.server import free_port
-from firebreak.flows.up import stop_process_group
+from firebreak.sandbox.server import free_port
+from firebreak.cli.up import stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -205,7 +205,7 @@ async def set_up_server(brands: list[tuple[str, Path]], run_env: dict[str, str],
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.workers.process import ProcessWorker
 
-    from firebreak.tasks.limits import apply_limits
+    from firebreak.flows.limits import apply_limits
 
     async with get_client() as client:
         template = ProcessWorker.get_default_base_job_template()
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             run_env[f"FIREBREAK_{p.upper()}__TOKEN"] = "bench-token"
             run_env[f"FIREBREAK_{p.upper()}__PASSWORD"] = "bench-app-password"
         os.environ["PREFECT_LOCAL_STORAGE_PATH"] = str(work / "results")
-        from firebreak.tasks.limits import load_limits
+        from firebreak.flows.limits import load_limits
 
         limits = load_limits()
         if args.platform_limit:

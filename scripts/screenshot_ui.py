@@ -24,8 +24,8 @@ from pathlib import Path
 
 import httpx
 
-from firebreak.connectors.sandbox.server import free_port
-from firebreak.flows.up import stop_process_group
+from firebreak.sandbox.server import free_port
+from firebreak.cli.up import stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from firebreak.config.playbook import load_playbook  # noqa: E402
 from firebreak.config.settings import DEFAULT_PLAYBOOK  # noqa: E402
-from firebreak.tasks.detect import Detector  # noqa: E402
+from firebreak.tasks.detection.detector import Detector  # noqa: E402
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 DAY = 288

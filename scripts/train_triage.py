@@ -1,4 +1,4 @@
-"""Train the triage models from the shared data and write tasks/models/triage.joblib.
+"""Train the triage models from the shared data and write tasks/triage/models/triage.joblib.
 
     .venv/bin/python scripts/train_triage.py [DATA_DIR] [--eval-only]
 

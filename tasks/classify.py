@@ -1,6 +1,6 @@
 """Classify stage: label mentions in batches (language, sentiment, offensive, complaint, crisis
 types) and assess an incident: type, severity, origin platform and first post, languages,
-topics. The per-mention model lives in tasks/triage.py; this module applies it and reasons
+topics. The per-mention model lives in tasks/triage/__init__.py; this module applies it and reasons
 about the storm as a whole.
 """
 

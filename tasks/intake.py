@@ -1,7 +1,7 @@
 """Alert intake, the parts that need no web server and no Prefect: parse and map a monitoring
 tool's payload onto Firebreak's alert fields, authenticate it, store it (group commit, one
 row per (source, source id)), keep what is invalid in `dead_letters`, and turn stored alerts
-into incidents and event documents for the dispatcher in `flows/intake.py`.
+into incidents and event documents for the dispatcher in `firebreak/web/intake.py`.
 
 Everything that can go wrong with the *input* raises `InvalidAlert` with a message that names
 the field (and the path it was read from); the web layer turns that into a 4xx and a

@@ -18,8 +18,8 @@ os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "firebreak")
 from firebreak.clock import VirtualClock  # noqa: E402
 from firebreak.config.playbook import Playbook, load_playbook  # noqa: E402
 from firebreak.config.settings import DEFAULT_PLAYBOOK, Settings  # noqa: E402
-from firebreak.connectors.sandbox.server import SandboxServer  # noqa: E402
-from firebreak.connectors.sandbox.state import SandboxState  # noqa: E402
+from firebreak.sandbox.server import SandboxServer  # noqa: E402
+from firebreak.sandbox.state import SandboxState  # noqa: E402
 
 # Every request a connector makes anywhere in the suite is checked against its platform's spec.
 pytest_plugins = ["tests.contract"]

@@ -1,6 +1,6 @@
 """Contract tests across the whole suite (pytest plugin: `pytest_plugins = ["tests.contract"]`).
 
-Every HTTP exchange any sandbox serves during the run is recorded (connectors/sandbox/
+Every HTTP exchange any sandbox serves during the run is recorded (firebreak/sandbox/
 recorder.py) and, at the end of each test, checked against the platform's published spec
 (tests/spec_check.py):
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from firebreak.connectors.sandbox import recorder
-from firebreak.connectors.sandbox.recorder import Exchange
+from firebreak.sandbox import recorder
+from firebreak.sandbox.recorder import Exchange
 
 from tests.spec_check import check_request, check_response
 

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
-from firebreak.connectors.sandbox._graph import GraphSpec
+from firebreak.sandbox._graph import GraphSpec
 from jsonschema import Draft202012Validator
 
 if TYPE_CHECKING:
-    from firebreak.connectors.sandbox.recorder import Exchange
+    from firebreak.sandbox.recorder import Exchange
 
 SPECS = Path(__file__).resolve().parents[2] / "shared" / "specs"
 if not SPECS.exists():  # the repo checked out elsewhere
@@ -558,7 +558,7 @@ def check_response(ex: Exchange) -> tuple[bool, list[str]]:
 def check_state_log(state: Any, platform: str) -> tuple[int, list[str]]:
     """Check one SandboxState's request log. Returns (checked, problems). Not for LinkedIn:
     the log has no headers and decoded paths; the contract plugin checks LinkedIn."""
-    from firebreak.connectors.sandbox.recorder import Exchange
+    from firebreak.sandbox.recorder import Exchange
 
     prefix = f"/{platform}"
     problems: list[str] = []

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from firebreak.connectors import build_connector
 from firebreak.connectors.bluesky import BlueskyConnector, facets_for, tid_for_key
-from firebreak.connectors.sandbox.state import (
+from firebreak.sandbox.state import (
     BRAND_DID,
     SandboxMention,
     SandboxPost,

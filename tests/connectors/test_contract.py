@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from firebreak.connectors.sandbox.recorder import Exchange
+from firebreak.sandbox.recorder import Exchange
 from tests.contract import Tally, check
 
 UA = {"user-agent": "firebreak/0.1"}

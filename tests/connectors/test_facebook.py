@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 from firebreak.connectors.facebook import FacebookConnector
-from firebreak.connectors.sandbox.state import (
+from firebreak.sandbox.state import (
     SandboxMention,
     SandboxPost,
     SandboxScheduled,

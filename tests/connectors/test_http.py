@@ -347,7 +347,7 @@ SENTINEL = "SENTINEL-5ecret-7a3f9e"
 def test_sentinel_secrets_never_reach_logs_or_errors(sandbox, sandbox_state, sandbox_settings, playbook, clock,  # type: ignore[no-untyped-def]
                                                      caplog: pytest.LogCaptureFixture) -> None:
     from firebreak.connectors import build_connector
-    from firebreak.connectors.sandbox.state import SandboxMention, make_id
+    from firebreak.sandbox.state import SandboxMention, make_id
     from firebreak.domain import Platform
 
     creds = {"token": SecretStr(SENTINEL + "-token"), "password": SecretStr(SENTINEL + "-password")}

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from firebreak.connectors.instagram import DEFAULT_STATEMENT_CARD, InstagramConnector
-from firebreak.connectors.sandbox.state import SandboxMention, SandboxPost
+from firebreak.sandbox.state import SandboxMention, SandboxPost
 from pydantic import SecretStr
 
 from firebreak.domain import Platform, ScheduledPost

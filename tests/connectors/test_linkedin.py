@@ -18,7 +18,7 @@ from firebreak.connectors.linkedin import (
     unescape_little_text,
 )
 from firebreak.connectors.ratelimit import next_midnight_utc
-from firebreak.connectors.sandbox.state import SandboxMention, SandboxPost, SandboxScheduled
+from firebreak.sandbox.state import SandboxMention, SandboxPost, SandboxScheduled
 from firebreak.domain import Platform
 from firebreak.errors import AuthError, NotSupported, RateLimited, RejectedRequest, TransientError
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from firebreak.connectors import build_connector
 from firebreak.connectors.mastodon import HOLD_OFFSET, MastodonConnector, html_to_text
-from firebreak.connectors.sandbox.state import (
+from firebreak.sandbox.state import (
     SandboxMention,
     SandboxPost,
     SandboxScheduled,

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from firebreak.config.settings import Settings, SmtpSettings
-from firebreak.connectors.mailbox import Mailbox
+from firebreak.drill.mailbox import Mailbox
 from firebreak.connectors.notify import (
     EmailNotifier,
     Message,

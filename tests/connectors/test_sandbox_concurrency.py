@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from firebreak.connectors.sandbox.state import SandboxState
+from firebreak.sandbox.state import SandboxState
 
 AUTH = {"Authorization": "Bearer test-token"}
 X_BRAND = "1400000000000000001"

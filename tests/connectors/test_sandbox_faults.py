@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import pytest
 from firebreak.connectors.ratelimit import parse_rate_limit
-from firebreak.connectors.sandbox.faults import (
+from firebreak.sandbox.faults import (
     FaultInjector,
     FaultProfile,
     install_faults,
     profile_plan,
 )
-from firebreak.connectors.sandbox.state import SandboxMention, make_id
+from firebreak.sandbox.state import SandboxMention, make_id
 
 from firebreak.domain import Platform
 from firebreak.errors import ConfigError

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from firebreak.connectors import build_connector
-from firebreak.connectors.sandbox.state import SandboxMention, SandboxPost, make_id
+from firebreak.sandbox.state import SandboxMention, SandboxPost, make_id
 from firebreak.connectors.x import XConnector, build_query
 from pydantic import SecretStr
 

@@ -138,7 +138,7 @@ def test_compose_has_the_whole_stack_and_its_references_resolve(compose: dict[st
         if "build" in svc:
             assert (DEPLOY / svc["build"]["context"] / svc["build"]["dockerfile"]).is_file()
     intake = services["intake"]
-    assert intake["command"][:3] == ["python", "-m", "firebreak.flows.intake"]
+    assert intake["command"][:3] == ["python", "-m", "firebreak.web.intake"]
     assert "8787:8787" in intake["ports"]
     # Secrets only by reference: every ${VAR} must be required (":?"), never a default in the file.
     text = (DEPLOY / "compose.yaml").read_text()

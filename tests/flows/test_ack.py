@@ -16,12 +16,12 @@ from firebreak.config.settings import Settings
 from firebreak.connectors.notify import Delivery, Message
 from firebreak.errors import PolicyViolation
 from firebreak.flows.ack import acknowledge_with_code
-from firebreak.flows.ack_web import router
+from firebreak.web.ack import router
 from firebreak.store.models import AuditEvent, Incident
 from firebreak.tasks import codes as codes_mod
 from firebreak.tasks.ack import AckLinks, ack_code, issue_ack_link, read_ack_link
 from firebreak.tasks.escalate import run_escalation
-from firebreak.tasks.runtime import Runtime, set_runtime
+from firebreak.flows.runtime import Runtime, set_runtime
 from tests.fakes import FakeNotifier, make_incident
 
 

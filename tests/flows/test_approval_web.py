@@ -23,10 +23,10 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def runtime(tmp_path, playbook, prefect_server, test_databases):  # type: ignore[no-untyped-def]
     from firebreak.clock import SystemClock
     from firebreak.config.settings import Settings, SmtpSettings
-    from firebreak.connectors.mailbox import Mailbox
-    from firebreak.connectors.sandbox.server import free_port
+    from firebreak.drill.mailbox import Mailbox
+    from firebreak.sandbox.server import free_port
     from firebreak.store.db import Database
-    from firebreak.tasks.runtime import Runtime, set_runtime
+    from firebreak.flows.runtime import Runtime, set_runtime
 
     port = free_port()
     with Mailbox() as mailbox:
@@ -102,7 +102,7 @@ def _wait_paused(rt, draft_id: int) -> str:  # type: ignore[no-untyped-def]
 def test_signed_link_in_chromium(runtime, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from playwright.sync_api import sync_playwright
 
-    from firebreak.flows.approval_web import create_app
+    from firebreak.web.approval import create_app
     from firebreak.store.models import Approval, AuditEvent
 
     rt = runtime
@@ -145,7 +145,7 @@ def test_signed_link_in_chromium(runtime, tmp_path) -> None:  # type: ignore[no-
 def test_expired_link_is_refused(runtime) -> None:  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 
-    from firebreak.flows.approval_web import create_app
+    from firebreak.web.approval import create_app
     from firebreak.tasks import codes
     from firebreak.tasks.approve import create_draft
     from tests.fakes import make_incident
@@ -189,7 +189,7 @@ def test_cli_approve_and_wrong_key(runtime) -> None:  # type: ignore[no-untyped-
     from pydantic import SecretStr
 
     from firebreak.errors import ApprovalError
-    from firebreak.flows.manual import answer_draft, list_drafts
+    from firebreak.cli.manual import answer_draft, list_drafts
     from firebreak.store.models import Approval
     from firebreak.tasks import codes
 
@@ -217,7 +217,7 @@ REVISION = ("We know that some Ember stoves overheated and we are sorry. Please 
 def test_reject_with_suggested_text_makes_a_new_version_with_a_diff(runtime) -> None:  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 
-    from firebreak.flows.approval_web import create_app
+    from firebreak.web.approval import create_app
     from firebreak.store.models import Approval, AuditEvent, Draft
     from firebreak.tasks import approve as approve_mod
     from firebreak.tasks.draft import check_statement, split_thread

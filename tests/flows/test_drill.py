@@ -19,7 +19,7 @@ def drill(tmp_path_factory, test_databases) -> tuple[dict, subprocess.CompletedP
     report = work / "report.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREBREAK_", "PREFECT_"))}
     env["FIREBREAK_DATA_DIR"] = str(work / "data")
-    if test_databases.kind == "postgresql":  # honoured by flows/drill.py (else SQLite under the data dir)
+    if test_databases.kind == "postgresql":  # honoured by firebreak/drill/run.py (else SQLite under the data dir)
         env["FIREBREAK_DRILL_DATABASE_URL"] = test_databases.url(work, "drill")
     proc = subprocess.run([str(Path(sys.executable).with_name("firebreak")), "drill", "--report", str(report)],
                           cwd=work, env=env, capture_output=True, text=True, timeout=300)

@@ -6,7 +6,7 @@ slice of the default scenario, and drives the real stage functions through the r
 connectors: ingest (every stream, pages of 10 so listings repeat and reorder across
 pages), freeze (every scheduled post) and publish (an approved statement, a two-part
 thread on X). A Prefect task retry is emulated by calling the stage again on TransientError
-or RateLimited, as the task wrappers in tasks/steps.py do. Each schedule asserts: every
+or RateLimited, as the task wrappers in flows/steps.py do. Each schedule asserts: every
 scenario mention stored exactly once, every scheduled post held on its platform, every
 approved text published exactly once per platform.
 
@@ -15,7 +15,7 @@ that is sent: the client's backoff sleeps (tenacity) are capped at 5 ms, and a t
 after a 429 storm or an open circuit waits until the sandbox's storm is over and then uses a
 fresh connector (as after the real wait: the connector's remembered budget and breaker
 have expired). A Graph 429 asks for a minute and LinkedIn's bare 429 for the rest of the
-day; real tasks wait those out (tasks/steps.py `honour_retry_after`).
+day; real tasks wait those out (flows/steps.py `honour_retry_after`).
 
 Run alone: `.venv/bin/python -m pytest tests/flows/test_faults.py -q -s` (prints the figures).
 """
@@ -41,15 +41,15 @@ from firebreak.config.settings import Settings
 from firebreak.connectors import build_connector
 from firebreak.connectors import http as http_mod
 from firebreak.connectors.base import Connector
-from firebreak.connectors.sandbox.faults import (
+from firebreak.sandbox.faults import (
     STORM,
     FaultInjector,
     FaultProfile,
     install_faults,
 )
-from firebreak.connectors.sandbox.scenario import Scenario, load_scenario
-from firebreak.connectors.sandbox.server import SandboxServer
-from firebreak.connectors.sandbox.state import SandboxScheduled, SandboxState
+from firebreak.sandbox.scenario import Scenario, load_scenario
+from firebreak.sandbox.server import SandboxServer
+from firebreak.sandbox.state import SandboxScheduled, SandboxState
 from firebreak.tasks.approve import create_draft, record_decision
 from firebreak.tasks.freeze import freeze_all
 from firebreak.tasks.ingest import drain_stream

@@ -15,7 +15,7 @@ import yaml
 from fastapi.testclient import TestClient
 from firebreak.config.playbook import Intake, Playbook
 from firebreak.config.settings import Settings
-from firebreak.flows.intake import Dispatcher, create_app
+from firebreak.web.intake import Dispatcher, create_app
 from firebreak.tasks.intake import (
     CRISIS_EVENT,
     IntakeSecrets,
@@ -23,7 +23,7 @@ from firebreak.tasks.intake import (
     event_documents,
     sign,
 )
-from firebreak.tasks.runtime import Runtime
+from firebreak.flows.runtime import Runtime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
@@ -237,7 +237,7 @@ def test_dispatcher_keeps_alerts_pending_while_prefect_is_unreachable(client: Te
 def test_on_postgresql_one_dispatcher_at_a_time(client: TestClient, rt: Runtime) -> None:
     if rt.db.dialect != "postgresql":
         pytest.skip("the advisory lock is PostgreSQL's")
-    from firebreak.flows.intake import _DISPATCH_LOCK
+    from firebreak.web.intake import _DISPATCH_LOCK
     from sqlalchemy import text
 
     post(client, GENERIC)
@@ -332,7 +332,7 @@ def test_alert_reaches_the_respond_trigger_and_a_run_within_5s(prefect_server: s
     they create is not executed (no worker here) — creating it within 5 s is the claim."""
     import httpx
     from firebreak.flows.deployments import deployments
-    from firebreak.flows.intake import running_intake
+    from firebreak.web.intake import running_intake
     from prefect import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
     from prefect.client.schemas.sorting import FlowRunSort

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from firebreak.flows import up as up_module
+from firebreak.cli import up as up_module
 
 
 def _free_port() -> int:
@@ -103,8 +103,8 @@ def test_ctrl_c_while_serve_registers_the_deployments_is_a_clean_stop(tmp_path: 
     server = subprocess.Popen(["sleep", "60"], start_new_session=True)
     monkeypatch.setattr(up_module, "start_prefect_server", lambda *a, **k: server)
     monkeypatch.setattr(up_module, "_apply_platform_limits", lambda: None)
-    monkeypatch.setattr("firebreak.flows.intake.running_intake", lambda *a, **k: contextlib.nullcontext())
-    monkeypatch.setattr("firebreak.flows.intake.create_app", lambda *a, **k: None)
+    monkeypatch.setattr("firebreak.web.intake.running_intake", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr("firebreak.web.intake.create_app", lambda *a, **k: None)
     monkeypatch.setattr("firebreak.flows.deployments.deployments", lambda interval: [])
 
     def interrupted_serve(*args, **kwargs):  # type: ignore[no-untyped-def]

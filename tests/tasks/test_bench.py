@@ -1,4 +1,4 @@
-from firebreak.tasks.bench import bench_triage, print_bench_triage
+from firebreak.bench.triage import bench_triage, print_bench_triage
 from firebreak.tasks.triage import Triage
 
 

@@ -1,4 +1,4 @@
-from firebreak.tasks.bench_detect import bench_detect, format_report
+from firebreak.bench.detect import bench_detect, format_report
 
 
 def test_bench_detect_times_both_ways_and_checks_they_agree(playbook) -> None:  # type: ignore[no-untyped-def]

@@ -9,8 +9,8 @@ import pytest
 
 from firebreak.config.playbook import Detection, QuietWindow
 from firebreak.errors import FirebreakError
-from firebreak.tasks.backtest import backtest_file, backtest_nab
-from firebreak.tasks.detect import Detector, bucketize
+from firebreak.tasks.detection.backtest import backtest_file, backtest_nab
+from firebreak.tasks.detection.detector import Detector, bucketize
 
 T0 = datetime(2024, 3, 4, tzinfo=timezone.utc)
 STEP = timedelta(minutes=5)
@@ -147,8 +147,8 @@ def test_busier_day_when_the_baseline_turns_seasonal_is_not_a_storm() -> None:
 
 
 def test_leave_one_out_judges_each_series_with_the_setting_that_won_on_the_others(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from firebreak.tasks import backtest as bt
-    from firebreak.tasks.nab import PROFILES
+    from firebreak.tasks.detection import backtest as bt
+    from firebreak.tasks.detection.nab import PROFILES
 
     # Raw scores per (series, threshold), one window each: 3.0 wins on B and C together, 5.0
     # would win on A itself. A must be judged at 3.0, B and C at what wins on the other two.
@@ -170,7 +170,7 @@ def test_leave_one_out_judges_each_series_with_the_setting_that_won_on_the_other
 
 
 def test_leave_one_out_on_real_series(tmp_path: Path) -> None:
-    from firebreak.tasks.backtest import backtest_nab_leave_one_out
+    from firebreak.tasks.detection.backtest import backtest_nab_leave_one_out
 
     storm = 3 * 288 + 100
     fmt = "%Y-%m-%d %H:%M:%S"
@@ -192,7 +192,7 @@ def test_leave_one_out_on_real_series(tmp_path: Path) -> None:
 def test_the_fast_median_is_numpys_to_the_bit() -> None:
     import numpy as np
 
-    from firebreak.tasks.detect import _median
+    from firebreak.tasks.detection.detector import _median
 
     rng = np.random.default_rng(3)
     for n in [1, 2, 3, 4, 5, 24, 25, 288, 289]:

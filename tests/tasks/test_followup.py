@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from firebreak.tasks.detect import Decision
-from firebreak.tasks.followup import at_baseline, cadence_minutes
+from firebreak.tasks.detection.detector import Decision
+from firebreak.tasks.follow_up import at_baseline, cadence_minutes
 
 
 def _d(volume: int, baseline: float) -> Decision:

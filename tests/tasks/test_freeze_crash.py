@@ -51,8 +51,8 @@ from firebreak.config.playbook import Playbook
 from firebreak.config.settings import DEFAULT_PLAYBOOK, Settings
 from firebreak.connectors import build_connector
 from firebreak.connectors.base import Connector
-from firebreak.connectors.sandbox.server import SandboxServer
-from firebreak.connectors.sandbox.state import SandboxScheduled, SandboxState, make_id
+from firebreak.sandbox.server import SandboxServer
+from firebreak.sandbox.state import SandboxScheduled, SandboxState, make_id
 from firebreak.domain import Platform, utcnow
 from firebreak.errors import TransientError
 from firebreak.store.db import Database

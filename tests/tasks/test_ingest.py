@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from firebreak.connectors import build_connector
-from firebreak.connectors.sandbox.state import SandboxMention, make_id
+from firebreak.sandbox.state import SandboxMention, make_id
 from firebreak.domain import Platform
 from firebreak.errors import TransientError
 from firebreak.store.models import Mention

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from firebreak.errors import ConfigError
-from firebreak.tasks.limits import LIMITS_FILE, PlatformBusy, apply_limits_now, load_limits, platform_slot
+from firebreak.flows.limits import LIMITS_FILE, PlatformBusy, apply_limits_now, load_limits, platform_slot
 
 
 def test_the_shipped_limits_file_names_every_platform() -> None:
@@ -116,7 +116,7 @@ def test_a_missing_limit_is_a_config_error_and_a_full_one_times_out(prefect_serv
 def test_a_long_drain_keeps_its_lease_renewed(prefect_server: str) -> None:
     from prefect.client.orchestration import get_client
 
-    from firebreak.tasks.limits import _acquire, _LeaseRenewer, _release
+    from firebreak.flows.limits import _acquire, _LeaseRenewer, _release
 
     platform = f"t{uuid.uuid4().hex[:8]}"
     apply_limits_now({f"platform-{platform}": 1})
@@ -141,8 +141,8 @@ def test_the_monitor_ingest_step_holds_its_platform_slot(prefect_server: str, sa
     """With FIREBREAK_PLATFORM_LIMITS on, a platform drain waits for a slot: while the test holds
     the only slot of platform-x, the ingest step cannot run and says which limit was full."""
     from firebreak.store.db import Database
-    from firebreak.tasks import steps
-    from firebreak.tasks.runtime import Runtime, set_runtime
+    from firebreak.flows import steps
+    from firebreak.flows.runtime import Runtime, set_runtime
 
     apply_limits_now(load_limits() | {"platform-x": 1})
     db = Database(f"sqlite:///{tmp_path / 'limits.db'}")

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from firebreak.errors import FirebreakError
-from firebreak.tasks.nab import PROFILES, normalise, probationary_length, scaled_sigmoid, score_alerts, window_indices
+from firebreak.tasks.detection.nab import PROFILES, normalise, probationary_length, scaled_sigmoid, score_alerts, window_indices
 
 STD = PROFILES["standard"]
 N = 1000  # probation: 150 rows

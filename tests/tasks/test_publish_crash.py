@@ -33,8 +33,8 @@ from firebreak.clock import SystemClock
 from firebreak.config.playbook import Playbook
 from firebreak.config.settings import Settings
 from firebreak.connectors import build_connector
-from firebreak.connectors.sandbox.server import SandboxServer
-from firebreak.connectors.sandbox.state import SandboxState
+from firebreak.sandbox.server import SandboxServer
+from firebreak.sandbox.state import SandboxState
 from firebreak.domain import Platform
 from firebreak.errors import TransientError
 from firebreak.store.db import Database

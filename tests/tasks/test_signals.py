@@ -11,7 +11,7 @@ from firebreak.domain import Mention, Platform
 from firebreak.tasks.classify import assess, label_pending
 from firebreak.tasks.incident import open_incident
 from firebreak.tasks.ingest import store_mentions
-from firebreak.tasks.signals import detect
+from firebreak.tasks.detect import detect
 from firebreak.tasks.triage import load_triage
 from tests.conftest import T0
 
@@ -56,7 +56,7 @@ def test_buckets_counted_by_the_database_match_a_plain_count(db) -> None:  # typ
     from sqlalchemy import update
 
     from firebreak.store.models import Mention as MentionRow
-    from firebreak.tasks.signals import buckets, floor_time, scope_buckets
+    from firebreak.tasks.detect import buckets, floor_time, scope_buckets
 
     rng = random.Random(7)
     step = timedelta(minutes=5)
@@ -142,7 +142,7 @@ SETTLED = T0 - timedelta(minutes=5)  # the detect stage has seen every bucket up
 def _monitored_until(db, at) -> None:  # type: ignore[no-untyped-def]
     """As if monitor runs had evaluated every bucket up to ``at``."""
     from firebreak.store.models import IngestCursor
-    from firebreak.tasks.signals import DETECT_STREAM
+    from firebreak.tasks.detect import DETECT_STREAM
 
     with db.session() as s:
         s.add(IngestCursor(brand="fjell", platform=DETECT_STREAM[0], stream=DETECT_STREAM[1], high_water=at.isoformat(),
@@ -150,14 +150,14 @@ def _monitored_until(db, at) -> None:  # type: ignore[no-untyped-def]
 
 
 def _series(db, playbook, now):  # type: ignore[no-untyped-def]
-    from firebreak.tasks.signals import scope_buckets, scopes
+    from firebreak.tasks.detect import scope_buckets, scopes
 
     cfg = playbook.detection
     return scope_buckets(db, "fjell", scopes(playbook), now - timedelta(days=cfg.history_days), now, cfg.bucket_minutes)
 
 
 def test_a_topic_storm_fires_on_its_topic_while_the_brand_total_stays_calm(db, playbook) -> None:  # type: ignore[no-untyped-def]
-    from firebreak.tasks.signals import ALL, first_alerts
+    from firebreak.tasks.detect import ALL, first_alerts
     playbook = _one_day(playbook)
 
     _busy_brand(db, None, ["data_breach", "service_outage"])
@@ -186,7 +186,7 @@ def test_a_topic_storm_fires_on_its_topic_while_the_brand_total_stays_calm(db, p
 def test_a_storm_on_one_platform_fires_on_that_platform_unless_a_quiet_window_covers_it(db, playbook) -> None:  # type: ignore[no-untyped-def]
     from firebreak.config.playbook import QuietWindow
     playbook = _one_day(playbook)
-    from firebreak.tasks.signals import ALL, first_alerts
+    from firebreak.tasks.detect import ALL, first_alerts
 
     _busy_brand(db, Platform.MASTODON, None)
     now = T0 + timedelta(minutes=30)
@@ -201,7 +201,7 @@ def test_a_storm_on_one_platform_fires_on_that_platform_unless_a_quiet_window_co
 
 
 def test_skipping_series_that_cannot_alert_changes_no_result(db, playbook) -> None:  # type: ignore[no-untyped-def]
-    from firebreak.tasks.signals import first_alerts
+    from firebreak.tasks.detect import first_alerts
     playbook = _one_day(playbook)
 
     _busy_brand(db, Platform.X, ["product_safety"])
@@ -212,7 +212,7 @@ def test_skipping_series_that_cannot_alert_changes_no_result(db, playbook) -> No
 
 
 def test_the_watched_series(playbook) -> None:  # type: ignore[no-untyped-def]
-    from firebreak.tasks.signals import scopes
+    from firebreak.tasks.detect import scopes
 
     assert scopes(playbook) == ["all", *(f"topic:{t.id}" for t in playbook.crisis_types),
                                 *(f"platform:{p.value}" for p in playbook.brand.accounts)]

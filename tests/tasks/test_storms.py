@@ -8,8 +8,8 @@ import pytest
 from firebreak.cli import main
 from firebreak.config.playbook import Detection
 from firebreak.errors import FirebreakError
-from firebreak.tasks.backtest import Series
-from firebreak.tasks.storms import SHAPES, StormShape, format_report, storm_drill, storm_profile, storm_starts, usual_level
+from firebreak.tasks.detection.backtest import Series
+from firebreak.tasks.detection.storms import SHAPES, StormShape, format_report, storm_drill, storm_profile, storm_starts, usual_level
 
 T0 = datetime(2024, 3, 4, tzinfo=timezone.utc)
 DAY = 288

@@ -1,0 +1,195 @@
+"""`firebreak up`: the local ops stack in the foreground.
+
+* a Prefect server with its UI (127.0.0.1:4200 unless configured), its state kept in
+  `<data_dir>/prefect` so Firebreak's stack does not share ~/.prefect with anything else;
+* the deployments served from this process (monitor on its schedule; respond started by the
+  `firebreak.crisis.detected` trigger) — `flows/deployments.py` —, with the per-platform
+  global concurrency limits created on the server and taken by the monitors' platform drains;
+* the alert intake (127.0.0.1:8787 unless configured), sending its events to that server;
+* with `sandbox=True`, the sandbox platforms, and every connector pointed at them.
+
+Ctrl-C (or SIGTERM, as `docker stop` and Kubernetes send) stops everything, in reverse order:
+the served deployments, the intake (its unsent events stay in the store and go out on the
+next start), the sandbox, then the Prefect server's process group — the one this process
+started, by its id.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+import httpx
+
+from firebreak.errors import FirebreakError
+
+
+@dataclass(frozen=True)
+class UpConfig:
+    host: str = "127.0.0.1"
+    port: int = 4200
+    intake_host: str = "127.0.0.1"
+    intake_port: int = 8787
+    sandbox: bool = False
+    sandbox_port: int = 8700
+    monitor_interval_s: int = 300
+    server_timeout_s: float = 90.0
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def start_prefect_server(host: str, port: int, home: Path, timeout_s: float = 90.0,
+                         log: TextIO | None = None) -> subprocess.Popen[bytes]:
+    """`prefect server start` in its own process group, waited for until /api/health answers."""
+    if not _port_free(host, port):
+        raise FirebreakError(f"port {host}:{port} is in use (a Prefect server already running?); "
+                             "stop it or pass --port")
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_UI_API_URL": f"http://{host}:{port}/api"}
+    env.pop("PREFECT_API_URL", None)  # the server must not try to talk to another one
+    out = log if log is not None else subprocess.DEVNULL
+    # Its own session: Ctrl-C in the terminal reaches only `firebreak up`, which then stops the
+    # server after the things that talk to it, instead of all of them racing to exit.
+    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
+                            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    url = f"http://{host}:{port}/api/health"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise FirebreakError(f"prefect server exited with {proc.returncode} (log: {home / 'server.log'})")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass  # still starting
+        time.sleep(0.2)
+    stop_process_group(proc)
+    raise FirebreakError(f"prefect server did not answer {url} within {timeout_s:.0f} s")
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], timeout_s: float = 15.0, sig: int = signal.SIGTERM) -> None:
+    """`sig` to the group we started (the server and its uvicorn child), SIGKILL if it lingers."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run_up(cfg: UpConfig | None = None, *, out: TextIO = sys.stdout) -> int:
+    """Run the stack until Ctrl-C / SIGTERM; returns the exit code (0 on a clean stop)."""
+    cfg = cfg or UpConfig()
+    from firebreak.config.settings import get_settings
+
+    settings = get_settings()
+    data_dir = settings.data_dir.resolve()
+    prefect_home = data_dir / "prefect"
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    with ExitStack() as stack:
+        prefect_home.mkdir(parents=True, exist_ok=True)
+        server_log = stack.enter_context((prefect_home / "server.log").open("ab"))
+        print(f"starting Prefect server on http://{cfg.host}:{cfg.port} …", file=out, flush=True)
+        server = start_prefect_server(cfg.host, cfg.port, prefect_home, cfg.server_timeout_s,
+                                      log=server_log)  # type: ignore[arg-type]
+        stack.callback(stop_process_group, server)
+        api_url = f"http://{cfg.host}:{cfg.port}/api"
+        # Before anything reads Prefect's settings in this process: every client here talks to it.
+        os.environ["PREFECT_API_URL"] = api_url
+        _apply_platform_limits()
+
+        sandbox_url = ""
+        if cfg.sandbox:
+            sandbox_url = _start_sandbox(stack, cfg)
+            os.environ["FIREBREAK_SANDBOX_URL"] = sandbox_url
+            get_settings.cache_clear()  # the runtime reads settings afresh, with the sandbox URL
+
+        from firebreak.flows.deployments import deployments
+        from firebreak.web.intake import create_app, running_intake
+        from firebreak.tasks.intake import intake_secrets
+
+        intake_secrets(get_settings())  # creates the token file now, so the banner can point at it
+        stack.enter_context(running_intake(create_app(), cfg.intake_host, cfg.intake_port))
+        token_hint = ("FIREBREAK_INTAKE_TOKEN" if os.environ.get("FIREBREAK_INTAKE_TOKEN")
+                      or getattr(get_settings(), "intake_token", None) else str(data_dir / "intake_token"))
+        print(f"Firebreak is up:\n"
+              f"  Prefect UI      http://{cfg.host}:{cfg.port}\n"
+              f"  alert intake    http://{cfg.intake_host}:{cfg.intake_port}/alerts  (docs: /docs; token: {token_hint})\n"
+              + (f"  sandbox         {sandbox_url}\n" if sandbox_url else "")
+              + f"  deployments     monitor (every {cfg.monitor_interval_s} s), respond (on firebreak.crisis.detected)\n"
+              "Ctrl-C stops everything.", file=out, flush=True)
+
+        from prefect import serve
+
+        # serve() returns on KeyboardInterrupt (and pauses the schedules, so nothing piles up
+        # while the stack is down); the ExitStack then stops the rest in reverse order.
+        # query_seconds=2: the runner looks for runs to start every 2 s instead of 10, so a
+        # triggered respond run starts within seconds of the alert (a local API call is cheap).
+        try:
+            serve(*deployments(cfg.monitor_interval_s), print_starting_message=False, query_seconds=2)
+        except KeyboardInterrupt:
+            # serve() registers the deployments before its own Ctrl-C handling starts; a
+            # Ctrl-C in that window is the same clean stop.
+            pass
+        print("stopping …", file=out, flush=True)
+    print("stopped.", file=out, flush=True)
+    return 0
+
+
+def _apply_platform_limits() -> None:
+    """The per-platform global concurrency limits on this server, and every run served from
+    here taking their slots (the runs inherit this process's environment)."""
+    from firebreak.config.settings import get_settings
+    from firebreak.flows.limits import apply_limits_now, load_limits
+
+    apply_limits_now(load_limits())
+    os.environ["FIREBREAK_PLATFORM_LIMITS"] = "true"
+    get_settings.cache_clear()
+
+
+def _start_sandbox(stack: ExitStack, cfg: UpConfig) -> str:
+    from datetime import timedelta
+
+    from firebreak.config.playbook import load_playbook
+    from firebreak.config.settings import get_settings
+    from firebreak.sandbox.scenario import load_scenario
+    from firebreak.sandbox.server import SandboxServer
+    from firebreak.sandbox.state import SandboxState
+
+    from firebreak.clock import VirtualClock
+    from firebreak.domain import utcnow
+
+    pb = load_playbook(get_settings().playbook)
+    scen = load_scenario("default", utcnow() + timedelta(minutes=10))
+    state = SandboxState(VirtualClock(utcnow(), compression=1.0, auto_advance=False),
+                         brand_handle={p: a.handle for p, a in pb.brand.accounts.items()})
+    state.load(scen.mentions, scen.scheduled, scen.brand_posts)
+    srv = stack.enter_context(SandboxServer(state, host=cfg.host, port=cfg.sandbox_port))
+    return str(srv.url)

@@ -1,0 +1,150 @@
+"""Firebreak's small web service for people who are not Prefect users: the approval page
+behind each signed link (readable on a phone) and the crisis page.
+
+The page answers through the same door as the Prefect UI form: it resumes the paused run
+with the approver's answer and the link as proof; the flow verifies the link, applies the
+sign-off rules and audits the answer. A reused or expired link is refused here already.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
+from sqlalchemy import select
+
+from firebreak.errors import ApprovalError
+from firebreak.web.ack import router as ack_router
+from firebreak.cli.manual import resume_paused
+from firebreak.web.pages import page
+from firebreak.store.models import Approval, ApprovalCode, Draft
+from firebreak.tasks import approve as approve_mod
+from firebreak.tasks import codes as codes_mod
+from firebreak.flows.runtime import get_runtime
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:40rem;margin:0 auto;padding:1rem;line-height:1.45}
+h1{font-size:1.3rem}pre{white-space:pre-wrap;background:#f4f6f8;padding:.6rem;border-radius:4px}
+.variant{border:1px solid #ddd;border-radius:6px;padding:.4rem .8rem;margin:.6rem 0}
+button{font-size:1.1rem;padding:.7rem 1.2rem;margin:.3rem .3rem .3rem 0;border-radius:6px;border:0}
+.approve{background:#1e8449;color:#fff}.reject{background:#c0392b;color:#fff}textarea{width:100%;min-height:4rem}textarea.revision{min-height:8rem}
+.error{color:#c0392b}.hash{font-family:monospace;word-break:break-all;font-size:.8rem}"""
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    return page(title, body, STYLE, status)
+
+
+def _claim(token: str) -> tuple[codes_mod.LinkClaim, Draft]:
+    rt = get_runtime()
+    key = codes_mod.signing_key(rt.settings)
+    claim = codes_mod.read_link(key, token)
+    with rt.db.session() as s:
+        draft = s.get(Draft, claim.draft_id)
+        row = s.scalars(select(ApprovalCode).where(
+            ApprovalCode.draft_id == claim.draft_id, ApprovalCode.person == claim.person, ApprovalCode.kind == "link",
+            ApprovalCode.secret_hash == codes_mod._mac(key, "nonce", claim.nonce))).first()
+    if draft is None or row is None:
+        raise ApprovalError("this approval link is not known")
+    if row.used_at is not None:
+        raise ApprovalError("this approval link was already used")
+    if draft.status != "pending":
+        raise ApprovalError(f"this draft is {draft.status}; nothing to sign")
+    return claim, draft
+
+
+def _answered(draft_id: int, person: str) -> Approval | None:
+    with get_runtime().db.session() as s:
+        return s.scalars(select(Approval).where(Approval.draft_id == draft_id, Approval.approver == person)).first()
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Firebreak", docs_url=None, redoc_url=None)
+    app.include_router(ack_router())  # /ack/{token}: acknowledging a page from a phone
+
+    @app.get("/healthz", response_class=PlainTextResponse)
+    def healthz() -> str:
+        return "ok"
+
+    @app.get("/approve/{token}", response_class=HTMLResponse)
+    def approval_page(token: str) -> HTMLResponse:
+        rt = get_runtime()
+        try:
+            claim, draft = _claim(token)
+        except ApprovalError as exc:
+            return _page("Link refused", f'<h1>Link refused</h1><p class="error">{html.escape(str(exc))}</p>', 410)
+        person = rt.playbook.person(claim.person)
+        prev = approve_mod.previous_version(rt.db, draft)
+        diff = approve_mod.diff_variants(prev.variants if prev else None, draft.variants)
+        variants = "".join(
+            f'<div class="variant"><b>{html.escape(p)}</b>{" (thread)" if len(parts) > 1 else ""}'
+            + "".join(f"<pre>{html.escape(part)}</pre>" for part in parts) + "</div>"
+            for p, parts in draft.variants.items())
+        body = (f"<h1>{html.escape(draft.kind.title())} statement, version {draft.version}</h1>"
+                f"<p>For <b>{html.escape(person.name)}</b> ({', '.join(person.roles)}). You approve exactly this text:</p>"
+                f'<p class="hash">SHA-256 {draft.sha256}</p>{variants}'
+                + (f"<h2>Changes since the previous version</h2><pre>{html.escape(diff)}</pre>" if diff else "")
+                + '<form method="post"><label for="comment">Comment (required to reject)</label>'
+                  '<textarea id="comment" name="comment"></textarea>'
+                  '<label for="revision">Suggest new text (optional, with Reject): one text, split per '
+                  'platform; you become its author, so others sign it</label>'
+                  '<textarea id="revision" name="revision" class="revision"></textarea>'
+                  '<button class="approve" name="decision" value="approve">Approve</button>'
+                  '<button class="reject" name="decision" value="reject">Reject</button></form>')
+        return _page("Sign-off needed", body)
+
+    @app.post("/approve/{token}", response_class=HTMLResponse)
+    async def answer(token: str, request: Request) -> HTMLResponse:
+        # A plain urlencoded form, parsed here rather than pulling in python-multipart.
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        decision = (form.get("decision") or [""])[0]
+        comment = (form.get("comment") or [""])[0]
+        revision = (form.get("revision") or [""])[0]
+        return await run_in_threadpool(_answer, token, decision, comment, revision)
+
+    def _answer(token: str, decision: str, comment: str, revision: str = "") -> HTMLResponse:
+        rt = get_runtime()
+        person, subject = "unknown", "draft:?"
+        try:
+            claim, draft = _claim(token)
+            person, subject = claim.person, f"draft:{draft.id}"
+            if decision not in ("approve", "reject"):
+                raise ApprovalError("decision must be approve or reject")
+            if decision == "reject" and not comment.strip():
+                raise ApprovalError("a rejection needs a comment saying what to change")
+            if decision == "approve" and revision.strip():
+                # Approving binds to the text shown; a rewrite is a rejection with new text.
+                raise ApprovalError("to change the text, reject with your suggested text")
+            _resume(draft, {"approver": claim.person, "decision": decision, "sha256": draft.sha256,
+                            "code": token, "comment": comment, "revision": revision})
+        except ApprovalError as exc:
+            rt.audit.append(person, "approval.refused", subject, {"channel": "link", "reason": str(exc)})
+            return _page("Not accepted", f'<h1>Not accepted</h1><p class="error">{html.escape(str(exc))}</p>', 409)
+        # Wait (briefly) for the run to record the answer, so the page says what happened.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            got = _answered(draft.id, claim.person)
+            if got is not None:
+                verb = "approved" if got.decision == "approve" else "rejected"
+                return _page("Thank you", f"<h1>Thank you</h1><p>You {verb} version {draft.version} "
+                                          f"as {html.escape(got.role)}.</p>")
+            time.sleep(0.1)
+        return _page("Received", "<h1>Received</h1><p>Your answer was handed to the response; it is being recorded.</p>",
+                     202)
+
+    @app.get("/status")
+    def crisis_page() -> Any:
+        path = get_runtime().settings.data_dir / "crisis-page" / "index.html"
+        if not path.exists():
+            return _page("No active crisis", "<h1>All clear</h1><p>There is no crisis page at the moment.</p>", 404)
+        return FileResponse(path, media_type="text/html")
+
+    return app
+
+
+def _resume(draft: Draft, run_input: dict[str, Any]) -> None:
+    resume_paused(draft.flow_run_id, run_input)
