@@ -1,233 +1,222 @@
-import csv
-import json
-import math
+"""Detect and classify over stored mentions: one storm gives one signal and one incident,
+with the right type, origin platform and topic."""
+
+from __future__ import annotations
+
 import random
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import timedelta
 
-import pytest
+from firebreak.audit import AuditLog
+from firebreak.domain import Mention, Platform
+from firebreak.tasks.classify import assess, label_pending
+from firebreak.tasks.incident import open_incident
+from firebreak.tasks.ingest import store_mentions
+from firebreak.tasks.detect import detect
+from firebreak.tasks.triage import load_triage
+from tests.conftest import T0
 
-from firebreak.config.playbook import Detection, QuietWindow
-from firebreak.errors import FirebreakError
-from firebreak.tasks.detection.backtest import backtest_file, backtest_nab
-from firebreak.tasks.detection.detector import Detector, bucketize
-
-T0 = datetime(2024, 3, 4, tzinfo=timezone.utc)
-STEP = timedelta(minutes=5)
-
-
-def daily(i: int, level: float = 40.0) -> float:
-    return level * (1 + 0.5 * math.sin(2 * math.pi * i / 288))
-
-
-def series(days: int = 4, storm_at: int | None = None, seed: int = 1) -> list[tuple[datetime, int]]:
-    rng = random.Random(seed)
-    out = []
-    for i in range(days * 288):
-        lam = daily(i)
-        if storm_at is not None and storm_at <= i < storm_at + 36:
-            lam *= 12
-        out.append((T0 + i * STEP, max(0, int(rng.gauss(lam, math.sqrt(lam))))))
-    return out
+CHATTER = ["Love my new fjell jacket", "fjell boots are comfy", "Where is the fjell store in Oslo?", "fjell tent review"]
+STORM = ["My fjell Ember stove caught fire and burned my hand, dangerous!",
+         "fjell Ember stove valve leaks, unsafe, recall it now",
+         "Mitt Fjell Ember-kök fattade eld, farlig produkt, återkallelse nu!"]
 
 
-def test_storm_gives_one_alert_and_quiet_series_none() -> None:
-    storm = 3 * 288 + 100
-    decisions = Detector(Detection()).run(series(storm_at=storm))
-    alerts = [i for i, d in enumerate(decisions) if d.alert]
-    assert len(alerts) == 1 and storm <= alerts[0] <= storm + 3
-    d = decisions[alerts[0]]
-    assert "volume" in d.reasons and d.score > 0.5 and d.ratio > 3
-    assert not any(d.alert for d in Detector(Detection()).run(series(seed=2)))
+def _fill(db, origin: Platform) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(4)
+    ms: list[Mention] = []
+    n = 0
+    for minute in range(-3 * 24 * 60, 0, 7):  # three days of chatter, ~8/hour over all platforms
+        p = rng.choice(list(Platform))
+        ms.append(Mention(p, f"c{n}", rng.choice(CHATTER), T0 + timedelta(minutes=minute)))
+        n += 1
+    for i in range(240):  # the storm: origin first, then everywhere
+        minute = i * 0.25
+        p = origin if minute < 10 else rng.choice(list(Platform))
+        ms.append(Mention(p, f"s{i}", rng.choice(STORM), T0 + timedelta(minutes=minute)))
+    with db.session() as s:
+        store_mentions(s, "fjell", ms)
 
 
-def test_online_decisions_ignore_the_future() -> None:
-    s = series(storm_at=3 * 288 + 100)
-    full = Detector(Detection()).run(s)
-    prefix = Detector(Detection()).run(s[: 3 * 288 + 50])
-    assert [d.score for d in prefix] == [d.score for d in full[: len(prefix)]]
+def test_one_storm_one_signal_right_type_and_origin(db, playbook) -> None:  # type: ignore[no-untyped-def]
+    _fill(db, Platform.BLUESKY)
+    label_pending(db, load_triage(playbook), "fjell")
+    assert detect(db, playbook, T0 - timedelta(minutes=5)) is None  # chatter alone is not a crisis
+    signals = [detect(db, playbook, T0 + timedelta(minutes=m)) for m in range(5, 65, 5)]
+    fired = [s for s in signals if s is not None and s.incident_id is None]
+    assert len(fired) == 1  # cool-down: one storm, one signal
+    inc = open_incident(db, AuditLog(db), playbook, fired[0].id)
+    a = assess(db, playbook, inc.id, T0 + timedelta(minutes=60))
+    assert a.type == "product_safety" and a.origin_platform == "bluesky" and a.severity == 1
+    assert "en" in a.languages and "ember" in " ".join(a.topics).lower()
 
 
-def test_min_volume_and_quiet_windows() -> None:
-    storm = 3 * 288 + 100
-    quiet = QuietWindow(start=T0 + (storm - 5) * STEP, end=T0 + (storm + 40) * STEP, reason="launch")
-    assert not any(d.alert for d in Detector(Detection(quiet_windows=[quiet])).run(series(storm_at=storm)))
-    assert not any(d.alert for d in Detector(Detection(min_volume=10_000)).run(series(storm_at=storm)))
+def test_buckets_counted_by_the_database_match_a_plain_count(db) -> None:  # type: ignore[no-untyped-def]
+    """Every mention lands in the bucket that ends after it, on both dialects: times on a
+    bucket edge, fractions of a second, other brands and times outside the window."""
+    from sqlalchemy import update
 
+    from firebreak.store.models import Mention as MentionRow
+    from firebreak.tasks.detect import buckets, floor_time, scope_buckets
 
-def test_negative_share_and_spread_reasons() -> None:
-    det = Detector(Detection())
-    for at, v in series(days=1):
-        det.update(at, v)
-    at = T0 + 288 * STEP
-    d = det.update(at, int(daily(288) * 4), negative=int(daily(288) * 3), platforms=3)
-    assert d.alert and {"volume", "negative_share", "spread"} <= set(d.reasons)
-
-
-def test_a_milder_rise_alerts_when_prominent_critics_drive_it() -> None:
-    import copy
-
-    def after_a_day(usual_reach: int) -> Detector:
-        det = Detector(Detection())
-        for at, v in series(days=1):
-            det.update(at, v, negative=2, negative_reach=usual_reach)
-        return det
-
-    at = T0 + 288 * STEP
-    det = after_a_day(800)
-    # A rise above half the volume threshold but short of it: no alert on volume alone.
-    v = next(v for v in range(40, 400) if copy.deepcopy(det).update(at, v).z >= 0.6 * Detection().volume_threshold)
-    assert not copy.deepcopy(det).update(at, v, negative=3, negative_reach=40_000).alert  # under reach_followers
-    d = copy.deepcopy(det).update(at, v, negative=3, negative_reach=60_000)
-    assert d.alert and d.reasons == ("reach",) and d.score > 0.5
-    # The same followers are nothing special where critics are routinely that prominent.
-    assert not after_a_day(20_000).update(at, v, negative=3, negative_reach=60_000).alert
-    assert not copy.deepcopy(det).update(at, 14, negative=3, negative_reach=10**6).alert  # below min_volume
-
-
-def test_out_of_order_bucket_is_an_error() -> None:
-    det = Detector(Detection())
-    det.update(T0, 1)
-    with pytest.raises(FirebreakError):
-        det.update(T0, 2)
-
-
-def test_bucketize() -> None:
-    ts = [T0, T0 + timedelta(minutes=1), T0 + timedelta(minutes=11)]
-    assert bucketize(ts, 5) == [(T0 + STEP, 2), (T0 + 2 * STEP, 0), (T0 + 3 * STEP, 1)]
-
-
-def _write(path: Path, rows: list[tuple[datetime, int]]) -> None:
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["timestamp", "value"])
-        for at, v in rows:
-            w.writerow([at.strftime("%Y-%m-%d %H:%M:%S"), v])
-
-
-def test_backtest_file_and_nab(tmp_path: Path) -> None:
-    storm = 3 * 288 + 100
-    rows = series(storm_at=storm)
-    _write(tmp_path / "s.csv", rows)
-    n = backtest_file(tmp_path / "s.csv", tmp_path / "out.csv", Detection())
-    out = list(csv.DictReader((tmp_path / "out.csv").open()))
-    assert n == 1 and len(out) == len(rows) and set(out[0]) == {"timestamp", "value", "alert", "score"}
-    fmt = "%Y-%m-%d %H:%M:%S"
-    win = [rows[storm - 60][0].strftime(fmt), rows[storm + 60][0].strftime(fmt)]
-    (tmp_path / "windows.json").write_text(json.dumps({"s.csv": [win]}))
-    seen = []
-    result = backtest_nab(tmp_path, Detection(), progress=lambda i, n: seen.append((i, n)))
-    assert seen == [(1, 1)] and result["windows"] == 1
-    assert result["corpus"]["standard"] > 90
-    assert result["files"]["s.csv"]["standard"]["tp"] == 1
-
-
-def test_platform_quiet_window_silences_only_that_platform() -> None:
-    storm = 3 * 288 + 100
-    quiet = QuietWindow(start=T0 + (storm - 5) * STEP, end=T0 + (storm + 40) * STEP, reason="launch", platforms=["x"])
-    cfg = Detection(quiet_windows=[quiet])
-    rows = series(storm_at=storm)
-    assert not any(d.alert for d in Detector(cfg, platform="x").run(rows))
-    assert sum(d.alert for d in Detector(cfg, platform="bluesky").run(rows)) == 1
-    assert sum(d.alert for d in Detector(cfg).run(rows)) == 1  # the all-platform series is not silenced
-
-
-def test_busier_day_when_the_baseline_turns_seasonal_is_not_a_storm() -> None:
-    # Day 4 is the first with a seasonal baseline; its residuals are larger than those of the
-    # short non-seasonal baseline before it, so the sustained channel must not judge them by
-    # a scale learnt on the early residuals. A 1.5x busier day is a level shift, not a storm.
-    for seed in (1, 2, 3):
-        rng = random.Random(seed)
-        rows = []
-        for i in range(5 * 288):
-            lam = daily(i) * (1.5 if i >= 3 * 288 else 1.0)
-            rows.append((T0 + i * STEP, max(0, int(rng.gauss(lam, math.sqrt(lam))))))
-        assert not any(d.alert for d in Detector(Detection()).run(rows)), seed
-
-
-
-def test_leave_one_out_judges_each_series_with_the_setting_that_won_on_the_others(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from firebreak.tasks.detection import backtest as bt
-    from firebreak.tasks.detection.nab import PROFILES
-
-    # Raw scores per (series, threshold), one window each: 3.0 wins on B and C together, 5.0
-    # would win on A itself. A must be judged at 3.0, B and C at what wins on the other two.
-    raw = {("a.csv", 3.0): -0.5, ("a.csv", 5.0): 0.9, ("b.csv", 3.0): 0.8, ("b.csv", 5.0): 0.1,
-           ("c.csv", 3.0): 0.7, ("c.csv", 5.0): 0.6}
-    def fake_score(series, windows, cfg):  # type: ignore[no-untyped-def]
-        return {"windows": 1, **{p: {"raw": raw[(series, cfg.volume_threshold)], "normalised": None} for p in PROFILES}}
-
-    # Each series stands for itself, its name.
-    monkeypatch.setattr(bt, "nab_series", lambda folder: [(n, n, []) for n in ("a.csv", "b.csv", "c.csv")])
-    monkeypatch.setattr(bt, "_score_file", fake_score)
-    loo = bt.backtest_nab_leave_one_out(tmp_path, Detection(), thresholds=(3.0, 5.0))
-    assert loo["grid"] == 2
-    chosen = {n: per["standard"]["threshold"] for n, per in loo["files"].items()}
-    # a: B+C → 3.0 (1.5 vs 0.7); b: A+C → 5.0 (1.5 vs 0.2); c: A+B → 5.0 (1.0 vs 0.3).
-    assert chosen == {"a.csv": 3.0, "b.csv": 5.0, "c.csv": 5.0}
-    held_out_raw = raw[("a.csv", 3.0)] + raw[("b.csv", 5.0)] + raw[("c.csv", 5.0)]
-    assert loo["corpus"]["standard"] == pytest.approx(bt.normalise(held_out_raw, 3, PROFILES["standard"]))
-
-
-def test_leave_one_out_on_real_series(tmp_path: Path) -> None:
-    from firebreak.tasks.detection.backtest import backtest_nab_leave_one_out
-
-    storm = 3 * 288 + 100
-    fmt = "%Y-%m-%d %H:%M:%S"
-    windows = {}
-    for name, seed in (("one.csv", 1), ("two.csv", 2)):
-        rows = series(storm_at=storm, seed=seed)
-        _write(tmp_path / name, rows)
-        windows[name] = [[rows[storm - 60][0].strftime(fmt), rows[storm + 60][0].strftime(fmt)]]
-    (tmp_path / "windows.json").write_text(json.dumps(windows))
-    seen = []
-    loo = backtest_nab_leave_one_out(tmp_path, Detection(), thresholds=(4.5, 60.0),
-                                     progress=lambda i, n: seen.append((i, n)))
-    assert seen[-1] == (2, 2)
-    # 60 catches nothing, so each series is judged at 4.5, chosen on the other; the storm is caught.
-    assert {per["standard"]["threshold"] for per in loo["files"].values()} == {4.5}
-    assert loo["corpus"]["standard"] > 90
-
-
-def test_the_fast_median_is_numpys_to_the_bit() -> None:
-    import numpy as np
-
-    from firebreak.tasks.detection.detector import _median
-
-    rng = np.random.default_rng(3)
-    for n in [1, 2, 3, 4, 5, 24, 25, 288, 289]:
-        for a in (rng.normal(size=n), rng.integers(0, 4, size=n).astype(float), (rng.random(n) + 1) / 3):
-            assert _median(a) == float(np.median(a))
-            assert isinstance(_median(a), float)
-
-
-def test_a_second_wave_a_day_later_is_seen_like_the_first() -> None:
-    # Two hours at five times the usual volume, and the same again a day later. The first
-    # storm must not become the measure of how far this series usually strays, or the
-    # second would have to outgrow it to be seen.
     rng = random.Random(7)
-    first, second = 15 * 288 + 60, 16 * 288 + 60
-    det = Detector(Detection(), bucket_minutes=5)
-    alerts = []
-    for i in range(17 * 288):
-        lam = daily(i) * (5 if first <= i < first + 24 or second <= i < second + 24 else 1)
-        if det.update(T0 + i * STEP, max(0, int(rng.gauss(lam, 2 * math.sqrt(lam))))).alert:
-            alerts.append(i)
-    assert [a for a in alerts if first <= a < first + 24]
-    assert [a for a in alerts if second <= a < second + 24]
-    assert not [a for a in alerts if 4 * 288 <= a < first]  # and no false alert in the days before
+    step = timedelta(minutes=5)
+    start, end = T0 - timedelta(hours=6), T0
+    ms, expected = [], {}
+    for i in range(600):
+        at = start + timedelta(seconds=rng.randrange(-900, 6 * 3600 + 900), microseconds=rng.choice([0, 999_999]))
+        if i % 50 == 0:
+            at = floor_time(start, 5) + (i // 50) * step  # exactly on an edge
+        p, followers = rng.choice(list(Platform)), rng.randrange(0, 5000)
+        ms.append(Mention(p, f"b{i}", "text", at, author_followers=followers))
+        if start <= at < end:
+            e = expected.setdefault(floor_time(at, 5) + step, [0, 0, 0, set(), 0])
+            e[0] += 1
+            e[1] += i % 3 == 0
+            e[2] += followers
+            e[3].add(p.value)
+            e[4] += followers if i % 3 == 0 else 0
+    other = [Mention(Platform.X, f"o{i}", "text", start + timedelta(minutes=i)) for i in range(30)]
+    with db.session() as s:
+        store_mentions(s, "fjell", ms)
+        store_mentions(s, "other-brand", other)
+        s.execute(update(MentionRow).where(MentionRow.brand == "fjell").values(sentiment="neutral"))
+        negative = [f"b{i}" for i in range(600) if i % 3 == 0]
+        s.execute(update(MentionRow).where(MentionRow.platform_id.in_(negative)).values(sentiment="negative"))
+    got = buckets(db, "fjell", start, end, 5)
+    assert len(got) == 6 * 12 and got[0].end == start + step and got[-1].end == end
+    assert {b.end: [b.volume, b.negative, b.reach, set(b.platforms), b.negative_reach] for b in got if b.volume} == expected
+    assert sum(b.volume for b in got) == sum(v[0] for v in expected.values()) > 400
+
+    # Each platform's and each crisis type's series, counted with the brand's in one query.
+    tags = {f"b{i}": [[], ["recall"], ["recall", "leak"], ["leak"]][i % 4] for i in range(600) if i % 5}
+    with db.session() as s:
+        for pid, t in tags.items():
+            s.execute(update(MentionRow).where(MentionRow.platform_id == pid).values(crisis_types=t))
+    watched = ["all", "platform:x", "platform:bluesky", "topic:recall", "topic:leak", "topic:nothing"]
+    series = scope_buckets(db, "fjell", watched, start, end, 5)
+    assert list(series) == watched and series["all"] == got
+    for scope in watched[1:]:
+        want: dict = {}
+        for i, m in enumerate(ms):
+            if start <= m.created_at < end and (m.platform.value == scope.split(":")[1] if scope.startswith("platform:")
+                                                else scope.split(":")[1] in tags.get(m.platform_id, [])):
+                e = want.setdefault(floor_time(m.created_at, 5) + step, [0, 0, 0, set(), 0])
+                e[0] += 1
+                e[1] += i % 3 == 0
+                e[2] += m.author_followers
+                e[3].add(m.platform.value)
+                e[4] += m.author_followers if i % 3 == 0 else 0
+        assert [b.end for b in series[scope]] == [b.end for b in got]
+        assert {b.end: [b.volume, b.negative, b.reach, set(b.platforms), b.negative_reach] for b in series[scope] if b.volume} == want
+        assert (sum(b.volume for b in series[scope]) > 50) == (scope != "topic:nothing")
 
 
-def test_a_fork_decides_like_the_original_and_apart_from_it() -> None:
-    rows = series(days=4, storm_at=3 * 288 + 100)
-    det = Detector(Detection(), bucket_minutes=5)
-    for at, v in rows[:500]:
-        det.update(at, v)
-    fork = det.fork()
-    assert fork.cfg is det.cfg
-    rest_a = [det.update(at, v) for at, v in rows[500:]]
-    rest_b = [fork.update(at, v) for at, v in rows[500:]]
-    assert rest_a == rest_b
-    fresh = det.fork()
-    fresh.update(rows[-1][0] + STEP, 10_000)  # the fork's state is its own
-    assert det.update(rows[-1][0] + STEP, 10).volume == 10 and not det.update(rows[-1][0] + 2 * STEP, 10).alert
+def _busy_brand(db, storm_platform: Platform | None, storm_types: list[str] | None) -> None:  # type: ignore[no-untyped-def]
+    """A day of chatter at about 60 mentions per 5 minutes over every platform, then half an
+    hour with 20 more per bucket: on one platform, or tagged with crisis types."""
+    from sqlalchemy import update
+
+    from firebreak.store.models import Mention as MentionRow
+
+    rng = random.Random(9)
+    platforms = list(Platform)
+    ms = [Mention(rng.choice(platforms), f"c{i}", rng.choice(CHATTER), T0 + timedelta(seconds=rng.randrange(-86400, 1800)))
+          for i in range(60 * 12 * 24 + 60 * 6)]
+    ms += [Mention(storm_platform or rng.choice(platforms), f"s{i}", rng.choice(STORM), T0 + timedelta(seconds=15 * i))
+           for i in range(20 * 6)]
+    with db.session() as s:
+        store_mentions(s, "fjell", ms)
+        s.execute(update(MentionRow).values(sentiment="neutral", crisis_types=[]))
+        if storm_types:
+            s.execute(update(MentionRow).where(MentionRow.platform_id.like("s%")).values(crisis_types=storm_types))
+
+
+def _one_day(playbook):  # type: ignore[no-untyped-def]
+    """The default playbook, with a day of history (all the busy brand has) and no seasonality."""
+    return playbook.model_copy(update={"detection": playbook.detection.model_copy(update={"history_days": 1, "seasonal": False})})
+
+
+SETTLED = T0 - timedelta(minutes=5)  # the detect stage has seen every bucket up to here
+
+
+def _monitored_until(db, at) -> None:  # type: ignore[no-untyped-def]
+    """As if monitor runs had evaluated every bucket up to ``at``."""
+    from firebreak.store.models import IngestCursor
+    from firebreak.tasks.detect import DETECT_STREAM
+
+    with db.session() as s:
+        s.add(IngestCursor(brand="fjell", platform=DETECT_STREAM[0], stream=DETECT_STREAM[1], high_water=at.isoformat(),
+                           updated_at=at))
+
+
+def _series(db, playbook, now):  # type: ignore[no-untyped-def]
+    from firebreak.tasks.detect import scope_buckets, scopes
+
+    cfg = playbook.detection
+    return scope_buckets(db, "fjell", scopes(playbook), now - timedelta(days=cfg.history_days), now, cfg.bucket_minutes)
+
+
+def test_a_topic_storm_fires_on_its_topic_while_the_brand_total_stays_calm(db, playbook) -> None:  # type: ignore[no-untyped-def]
+    from firebreak.tasks.detect import ALL, first_alerts
+    playbook = _one_day(playbook)
+
+    _busy_brand(db, None, ["data_breach", "service_outage"])
+    now = T0 + timedelta(minutes=30)
+    series = _series(db, playbook, now)
+    assert sum(b.volume for b in series["topic:data_breach"]) == 20 * 6 == sum(b.volume for b in series["topic:service_outage"])
+    assert first_alerts(playbook, {ALL: series[ALL]}, SETTLED) == []  # the brand's total alone: no storm
+    _monitored_until(db, SETTLED)
+    sig = detect(db, playbook, now)
+    # Both topics alert in the same bucket; the playbook lists service_outage first.
+    assert sig is not None and sig.scope == "topic:service_outage" and T0 < sig.at <= T0 + timedelta(minutes=10)
+    assert sig.details["scopes"] == ["topic:service_outage", "topic:data_breach"]
+    assert sig.volume >= 15 and sig.details["ratio"] > 10  # against the topic's own baseline
+    brand = sig.details["brand"]
+    assert brand["volume"] > 60 and brand["baseline"] > 50 and brand["ratio"] < 2
+    assert detect(db, playbook, now) is None  # the same buckets are not reported twice
+
+    # Severity speaks of the brand's volume, not of the topic's surge over its own near-zero.
+    audit = AuditLog(db)
+    inc = open_incident(db, audit, playbook, sig.id)
+    assert assess(db, playbook, inc.id, now).figures["volume_ratio"] < 3
+    opened = [e for e in audit.events() if e.action == "incident.opened"]
+    assert len(opened) == 1 and opened[0].payload["scope"] == "topic:service_outage"
+
+
+def test_a_storm_on_one_platform_fires_on_that_platform_unless_a_quiet_window_covers_it(db, playbook) -> None:  # type: ignore[no-untyped-def]
+    from firebreak.config.playbook import QuietWindow
+    playbook = _one_day(playbook)
+    from firebreak.tasks.detect import ALL, first_alerts
+
+    _busy_brand(db, Platform.MASTODON, None)
+    now = T0 + timedelta(minutes=30)
+    assert first_alerts(playbook, {ALL: _series(db, playbook, now)[ALL]}, SETTLED) == []
+    launch = QuietWindow(start=T0 - timedelta(hours=1), end=T0 + timedelta(hours=1), reason="launch", platforms=["mastodon"])
+    quiet = playbook.model_copy(update={"detection": playbook.detection.model_copy(update={"quiet_windows": [launch]})})
+    assert first_alerts(quiet, _series(db, quiet, now), SETTLED) == []
+    _monitored_until(db, SETTLED)
+    sig = detect(db, playbook, now)
+    assert sig is not None and sig.scope == "platform:mastodon" and sig.platforms == ["mastodon"]
+    assert sig.details["scopes"] == ["platform:mastodon"]
+
+
+def test_skipping_series_that_cannot_alert_changes_no_result(db, playbook) -> None:  # type: ignore[no-untyped-def]
+    from firebreak.tasks.detect import first_alerts
+    playbook = _one_day(playbook)
+
+    _busy_brand(db, Platform.X, ["product_safety"])
+    series = _series(db, playbook, T0 + timedelta(minutes=40))
+    for after in [None, *(T0 + timedelta(minutes=m) for m in range(-60, 40, 5))]:
+        assert first_alerts(playbook, series, after) == first_alerts(playbook, series, after, prune=False)
+    assert [a.scope for a in first_alerts(playbook, series, SETTLED)] == ["topic:product_safety", "platform:x"]
+
+
+def test_the_watched_series(playbook) -> None:  # type: ignore[no-untyped-def]
+    from firebreak.tasks.detect import scopes
+
+    assert scopes(playbook) == ["all", *(f"topic:{t.id}" for t in playbook.crisis_types),
+                                *(f"platform:{p.value}" for p in playbook.brand.accounts)]
+    one = next(iter(playbook.brand.accounts))
+    single = playbook.model_copy(update={"brand": playbook.brand.model_copy(
+        update={"accounts": {one: playbook.brand.accounts[one]}})})
+    assert not any(s.startswith("platform:") for s in scopes(single))  # one platform: the brand's series

@@ -30,7 +30,7 @@ from firebreak.tasks.triage import (
 )
 from firebreak.errors import ConfigError
 
-PLAYBOOK = Path(__file__).resolve().parents[2] / "config" / "playbook.default.yaml"
+PLAYBOOK = Path(__file__).resolve().parents[3] / "config" / "playbook.default.yaml"
 
 
 @pytest.fixture(scope="module")

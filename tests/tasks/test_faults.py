@@ -17,7 +17,7 @@ fresh connector (as after the real wait: the connector's remembered budget and b
 have expired). A Graph 429 asks for a minute and LinkedIn's bare 429 for the rest of the
 day; real tasks wait those out (flows/steps.py `honour_retry_after`).
 
-Run alone: `.venv/bin/python -m pytest tests/flows/test_faults.py -q -s` (prints the figures).
+Run alone: `.venv/bin/python -m pytest tests/tasks/test_faults.py -q -s` (prints the figures).
 """
 
 from __future__ import annotations
