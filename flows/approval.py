@@ -12,23 +12,23 @@ refused, is audited with the channel it came through.
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
-from typing import Literal
+import time
+from typing import Any, Literal
 
 from prefect import get_run_logger
+from prefect.client.orchestration import get_client
 from prefect.context import get_run_context
-from prefect.flow_runs import pause_flow_run
+from prefect.exceptions import NotPausedError
+from prefect.flow_runs import pause_flow_run, resume_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
 from firebreak.config.logging import get_logger
 from firebreak.domain import utcnow
-from firebreak.errors import ApprovalError, FirebreakError, PolicyViolation
-from firebreak.store.models import Draft, Incident
+from firebreak.errors import ApprovalError, FirebreakError
+from firebreak.store.models import Draft
 from firebreak.tasks import approve as approve_mod
 from firebreak.tasks import codes as codes_mod
-from firebreak.tasks import draft as draft_mod
-from firebreak.tasks.notify import Outgoing, preferred_channel, send_once
 from firebreak.tasks.reminders import send_reminders
 from firebreak.flows.runtime import Runtime, get_runtime
 
@@ -46,42 +46,6 @@ class ResolveInput(RunInput):
     confirmer: str
     confirm: bool = True
     note: str = ""
-
-
-def send_codes(rt: Runtime, draft: Draft) -> list[str]:
-    """One code and one signed link per possible approver, on their own channel, once per draft."""
-    status = approve_mod.approval_status(rt.db, rt.playbook, draft.id)
-    key = codes_mod.signing_key(rt.settings)
-    ttl = timedelta(minutes=rt.playbook.approval.expiry_minutes)
-    sent = []
-    for person in rt.playbook.people:
-        if person.id == draft.author or not set(person.roles) & set(status.required_roles):
-            continue
-        channel = preferred_channel(person)
-        if channel is None:
-            continue
-        issued = codes_mod.issue(rt.db, key, draft.id, person.id, ttl)
-        link = f"{rt.settings.public_url.rstrip('/')}/approve/{issued.link_token}"
-        body = (f"Draft {draft.kind} statement #{draft.id} v{draft.version} needs your sign-off "
-                f"(hash {draft.sha256[:12]}…).\nYour one-time code: {issued.code}\nOr open: {link}\n"
-                f"Valid for {rt.playbook.approval.expiry_minutes} minutes.")
-        send_once(rt.db, rt.audit, rt.notifiers(), draft.incident_id, Outgoing(
-            key=f"code:{draft.id}:{person.id}", kind="code", channel=channel, target=person.channels[channel],
-            subject=f"[Firebreak] Sign-off needed: {draft.kind} statement v{draft.version}", body=body,
-            person=person.id))
-        sent.append(person.id)
-    return sent
-
-
-def check_answer(rt: Runtime, draft: Draft, answer: ApprovalInput) -> str:
-    """Verify the proof; returns the channel to record."""
-    if not answer.code:
-        raise ApprovalError("no code: use the one-time code Firebreak sent you, your approval link, or the CLI")
-    kind = codes_mod.consume(rt.db, codes_mod.signing_key(rt.settings), draft.id, answer.approver, answer.code,
-                             answer.sha256)
-    if rt.drill:
-        return "drill"
-    return {"code": "ui", "link": "link", "cli": "cli"}[kind]
 
 
 def _remind_until(rt: Runtime, draft_id: int, stop: threading.Event) -> None:
@@ -115,7 +79,8 @@ def await_sign_off(incident_id: int, draft_id: int) -> int:
         if status.satisfied:
             return draft_id
         if draft_id not in coded:
-            send_codes(rt, d)
+            approve_mod.send_codes(rt.db, rt.audit, rt.playbook, rt.notifiers(), codes_mod.signing_key(rt.settings),
+                                   rt.settings.public_url, d)
             coded.add(draft_id)
         description = approve_mod.review_markdown(rt.db, rt.playbook, d)
         # Reminders come from a side thread: re-pausing after a pause timeout is refused by the
@@ -130,7 +95,8 @@ def await_sign_off(incident_id: int, draft_id: int) -> int:
         finally:
             stop.set()
         try:
-            channel = check_answer(rt, d, answer)
+            channel = approve_mod.check_proof(rt.db, codes_mod.signing_key(rt.settings), d, answer.approver,
+                                              answer.code, answer.sha256, drill=rt.drill)
         except ApprovalError as exc:
             rt.audit.append(answer.approver, "approval.refused", f"draft:{draft_id}",
                             {"channel": "unverified", "decision": answer.decision, "reason": str(exc)})
@@ -143,43 +109,25 @@ def await_sign_off(incident_id: int, draft_id: int) -> int:
             log.warning("Sign-off refused: %s", exc)
             continue
         if answer.decision == "reject":
-            draft_id = next_version(rt, d, answer).id
+            draft_id = approve_mod.next_version(rt.db, rt.audit, rt.playbook, d, answer.approver, answer.comment,
+                                                answer.revision).id
 
 
-def next_version(rt: Runtime, draft: Draft, answer: ApprovalInput) -> Draft:
-    """The version that follows a rejection. With suggested text, the rejecter becomes its
-    author (so the author rule stops them approving their own words) and the reviewers see
-    the diff; text that fails the statement checks is not offered for sign-off: the next
-    version keeps the previous text and the comments say why the suggestion was refused."""
-    comments = answer.comment
-    if answer.revision.strip():
-        try:
-            variants = revised_variants(rt, draft, answer.revision)
-        except PolicyViolation as exc:
-            rt.audit.append(answer.approver, "draft.revision_refused", f"draft:{draft.id}", {"reason": str(exc)})
-            get_run_logger().warning("Suggested text refused: %s", exc)
-            comments = f"{comments}\n\n[suggested text refused: {exc}]".strip()
-        else:
-            return approve_mod.create_draft(rt.db, rt.audit, draft.incident_id, draft.kind, draft.sequence,
-                                            draft.language, variants, author=answer.approver, source="revision",
-                                            comments=comments)
-    return approve_mod.create_draft(rt.db, rt.audit, draft.incident_id, draft.kind, draft.sequence, draft.language,
-                                    draft.variants, author=draft.author, source=draft.source, comments=comments)
-
-
-def revised_variants(rt: Runtime, draft: Draft, text: str) -> dict[str, list[str]]:
-    """Re-split a reviewer's text for the draft's platforms and run the statement checks."""
-    variants = draft_mod.revise_variants(text, list(draft.variants))
-    problems = draft_mod.check_statement(rt.playbook, variants)
-    if problems:
-        raise PolicyViolation("; ".join(problems))
-    return variants
-
-
-def incident_of(rt: Runtime, draft_id: int) -> Incident:
-    with rt.db.session() as s:
-        d = s.get(Draft, draft_id)
-        assert d is not None
-        inc = s.get(Incident, d.incident_id)
-        assert inc is not None
-        return inc
+def resume_paused(run_id: str | None, run_input: dict[str, Any], wait_s: float = 10.0) -> None:
+    """Hand an answer to the run paused for it (the same API the Prefect UI form uses): the
+    approval page, the CLI and the drill's operator all answer through here."""
+    if not run_id:
+        raise ApprovalError("no run is waiting for this draft")
+    deadline = time.monotonic() + wait_s
+    while True:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(run_id).state
+        if state is not None and state.is_paused():
+            try:
+                resume_flow_run(run_id, run_input=run_input)
+                return
+            except (NotPausedError, RuntimeError):
+                pass  # between "paused" and "input form saved": try again
+        if time.monotonic() > deadline:
+            raise ApprovalError("the response is not waiting for sign-off right now; try again in a moment")
+        time.sleep(0.1)

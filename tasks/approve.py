@@ -24,8 +24,12 @@ from firebreak.config.logging import get_logger
 from firebreak.config.playbook import Playbook
 from firebreak.domain import utcnow, variants_sha256
 from firebreak.errors import ApprovalError, PolicyViolation
+from firebreak.connectors.notify import Notifier
 from firebreak.store.db import Database
 from firebreak.store.models import Approval, Draft, Incident
+from firebreak.tasks import codes as codes_mod
+from firebreak.tasks import draft as draft_mod
+from firebreak.tasks.notify import Outgoing, preferred_channel, send_once
 
 log = get_logger("firebreak.tasks.approve")
 CHANNELS = ("ui", "link", "cli", "drill")
@@ -241,3 +245,72 @@ def ensure_publishable(db: Database, playbook: Playbook, draft_id: int) -> None:
     st = approval_status(db, playbook, draft_id)
     if not st.satisfied:
         raise PolicyViolation(f"draft {draft_id} lacks sign-off from {st.missing_roles}")
+
+
+# -- proof of who answers, and what follows a rejection ----------------------------------------
+
+def send_codes(db: Database, audit: AuditLog, playbook: Playbook, notifiers: dict[str, Notifier], key: bytes,
+               public_url: str, draft: Draft) -> list[str]:
+    """One code and one signed link per possible approver, on their own channel, once per draft."""
+    status = approval_status(db, playbook, draft.id)
+    ttl = timedelta(minutes=playbook.approval.expiry_minutes)
+    sent = []
+    for person in playbook.people:
+        if person.id == draft.author or not set(person.roles) & set(status.required_roles):
+            continue
+        channel = preferred_channel(person)
+        if channel is None:
+            continue
+        issued = codes_mod.issue(db, key, draft.id, person.id, ttl)
+        link = f"{public_url.rstrip('/')}/approve/{issued.link_token}"
+        body = (f"Draft {draft.kind} statement #{draft.id} v{draft.version} needs your sign-off "
+                f"(hash {draft.sha256[:12]}…).\nYour one-time code: {issued.code}\nOr open: {link}\n"
+                f"Valid for {playbook.approval.expiry_minutes} minutes.")
+        send_once(db, audit, notifiers, draft.incident_id, Outgoing(
+            key=f"code:{draft.id}:{person.id}", kind="code", channel=channel, target=person.channels[channel],
+            subject=f"[Firebreak] Sign-off needed: {draft.kind} statement v{draft.version}", body=body,
+            person=person.id))
+        sent.append(person.id)
+    return sent
+
+
+def check_proof(db: Database, key: bytes, draft: Draft, approver: str, code: str, sha256: str, *,
+                drill: bool = False) -> str:
+    """Verify the proof that came with an answer (one-time code, signed link or CLI proof);
+    returns the channel to record. Raises ApprovalError."""
+    if not code:
+        raise ApprovalError("no code: use the one-time code Firebreak sent you, your approval link, or the CLI")
+    kind = codes_mod.consume(db, key, draft.id, approver, code, sha256)
+    if drill:
+        return "drill"
+    return {"code": "ui", "link": "link", "cli": "cli"}[kind]
+
+
+def next_version(db: Database, audit: AuditLog, playbook: Playbook, draft: Draft, approver: str, comment: str,
+                 revision: str = "") -> Draft:
+    """The version that follows a rejection. With suggested text, the rejecter becomes its
+    author (so the author rule stops them approving their own words) and the reviewers see
+    the diff; text that fails the statement checks is not offered for sign-off: the next
+    version keeps the previous text and the comments say why the suggestion was refused."""
+    comments = comment
+    if revision.strip():
+        try:
+            variants = revised_variants(playbook, draft, revision)
+        except PolicyViolation as exc:
+            audit.append(approver, "draft.revision_refused", f"draft:{draft.id}", {"reason": str(exc)})
+            log.warning(f"Suggested text refused: {exc}", draft=draft.id)
+            comments = f"{comments}\n\n[suggested text refused: {exc}]".strip()
+        else:
+            return create_draft(db, audit, draft.incident_id, draft.kind, draft.sequence, draft.language, variants,
+                                author=approver, source="revision", comments=comments)
+    return create_draft(db, audit, draft.incident_id, draft.kind, draft.sequence, draft.language, draft.variants,
+                        author=draft.author, source=draft.source, comments=comments)
+
+
+def revised_variants(playbook: Playbook, draft: Draft, text: str) -> dict[str, list[str]]:
+    """Re-split a reviewer's text for the draft's platforms and run the statement checks."""
+    variants = draft_mod.revise_variants(text, list(draft.variants))
+    problems = draft_mod.check_statement(playbook, variants)
+    if problems:
+        raise PolicyViolation("; ".join(problems))
+    return variants

@@ -37,7 +37,7 @@ def bench_approval_page(loads: int = 200) -> dict[str, Any]:
     from firebreak.config.settings import DEFAULT_PLAYBOOK, Settings
     from firebreak.sandbox.server import free_port
     from firebreak.domain import Platform, utcnow
-    from firebreak.web.approval import create_app
+    from firebreak.web.app import create_app
     from firebreak.store.db import Database
     from firebreak.store.models import Incident
     from firebreak.tasks import codes

@@ -7,9 +7,6 @@ import time
 from typing import Any
 
 import uvicorn
-from prefect.client.orchestration import get_client
-from prefect.exceptions import NotPausedError
-from prefect.flow_runs import resume_flow_run
 from sqlalchemy import select
 
 from firebreak.errors import ApprovalError, FirebreakError
@@ -17,26 +14,8 @@ from firebreak.store.models import Approval, AuditEvent, Draft
 from firebreak.tasks import approve as approve_mod
 from firebreak.tasks import codes as codes_mod
 from firebreak.tasks import freeze as freeze_mod
+from firebreak.flows.approval import resume_paused
 from firebreak.flows.runtime import get_runtime
-
-
-def resume_paused(run_id: str | None, run_input: dict[str, Any], wait_s: float = 10.0) -> None:
-    """Hand an answer to the run paused for it (the same API the Prefect UI form uses)."""
-    if not run_id:
-        raise ApprovalError("no run is waiting for this draft")
-    deadline = time.monotonic() + wait_s
-    while True:
-        with get_client(sync_client=True) as client:
-            state = client.read_flow_run(run_id).state
-        if state is not None and state.is_paused():
-            try:
-                resume_flow_run(run_id, run_input=run_input)
-                return
-            except (NotPausedError, RuntimeError):
-                pass  # between "paused" and "input form saved": try again
-        if time.monotonic() > deadline:
-            raise ApprovalError("the response is not waiting for sign-off right now; try again in a moment")
-        time.sleep(0.1)
 
 
 def list_drafts() -> list[dict[str, Any]]:
@@ -106,7 +85,7 @@ def manual_unfreeze(reason: str, actor: str) -> freeze_mod.ResumeResult:
 
 
 def serve_web() -> None:
-    from firebreak.web.approval import create_app
+    from firebreak.web.app import create_app
 
     rt = get_runtime()
     uvicorn.run(create_app(), host=rt.settings.web_host, port=rt.settings.web_port, log_level="warning")

@@ -1,5 +1,4 @@
-"""Firebreak's small web service for people who are not Prefect users: the approval page
-behind each signed link (readable on a phone) and the crisis page.
+"""The approval page behind each signed link, readable on a phone (`/approve/{token}`).
 
 The page answers through the same door as the Prefect UI form: it resumes the paused run
 with the approver's answer and the link as proof; the flow verifies the link, applies the
@@ -13,27 +12,19 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from firebreak.errors import ApprovalError
-from firebreak.web.ack import router as ack_router
-from firebreak.cli.manual import resume_paused
-from firebreak.web.pages import page
+from firebreak.flows.approval import resume_paused
+from firebreak.flows.runtime import get_runtime
 from firebreak.store.models import Approval, ApprovalCode, Draft
 from firebreak.tasks import approve as approve_mod
 from firebreak.tasks import codes as codes_mod
-from firebreak.flows.runtime import get_runtime
-
-STYLE = """body{font-family:system-ui,sans-serif;max-width:40rem;margin:0 auto;padding:1rem;line-height:1.45}
-h1{font-size:1.3rem}pre{white-space:pre-wrap;background:#f4f6f8;padding:.6rem;border-radius:4px}
-.variant{border:1px solid #ddd;border-radius:6px;padding:.4rem .8rem;margin:.6rem 0}
-button{font-size:1.1rem;padding:.7rem 1.2rem;margin:.3rem .3rem .3rem 0;border-radius:6px;border:0}
-.approve{background:#1e8449;color:#fff}.reject{background:#c0392b;color:#fff}textarea{width:100%;min-height:4rem}textarea.revision{min-height:8rem}
-.error{color:#c0392b}.hash{font-family:monospace;word-break:break-all;font-size:.8rem}"""
-
+from firebreak.web.pages import READING_STYLE as STYLE
+from firebreak.web.pages import page
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return page(title, body, STYLE, status)
@@ -62,13 +53,8 @@ def _answered(draft_id: int, person: str) -> Approval | None:
         return s.scalars(select(Approval).where(Approval.draft_id == draft_id, Approval.approver == person)).first()
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="Firebreak", docs_url=None, redoc_url=None)
-    app.include_router(ack_router())  # /ack/{token}: acknowledging a page from a phone
-
-    @app.get("/healthz", response_class=PlainTextResponse)
-    def healthz() -> str:
-        return "ok"
+def router() -> APIRouter:
+    app = APIRouter()
 
     @app.get("/approve/{token}", response_class=HTMLResponse)
     def approval_page(token: str) -> HTMLResponse:
@@ -135,13 +121,6 @@ def create_app() -> FastAPI:
             time.sleep(0.1)
         return _page("Received", "<h1>Received</h1><p>Your answer was handed to the response; it is being recorded.</p>",
                      202)
-
-    @app.get("/status")
-    def crisis_page() -> Any:
-        path = get_runtime().settings.data_dir / "crisis-page" / "index.html"
-        if not path.exists():
-            return _page("No active crisis", "<h1>All clear</h1><p>There is no crisis page at the moment.</p>", 404)
-        return FileResponse(path, media_type="text/html")
 
     return app
 

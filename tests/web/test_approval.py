@@ -102,7 +102,7 @@ def _wait_paused(rt, draft_id: int) -> str:  # type: ignore[no-untyped-def]
 def test_signed_link_in_chromium(runtime, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from playwright.sync_api import sync_playwright
 
-    from firebreak.web.approval import create_app
+    from firebreak.web.app import create_app
     from firebreak.store.models import Approval, AuditEvent
 
     rt = runtime
@@ -145,7 +145,7 @@ def test_signed_link_in_chromium(runtime, tmp_path) -> None:  # type: ignore[no-
 def test_expired_link_is_refused(runtime) -> None:  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 
-    from firebreak.web.approval import create_app
+    from firebreak.web.app import create_app
     from firebreak.tasks import codes
     from firebreak.tasks.approve import create_draft
     from tests.fakes import make_incident
@@ -217,7 +217,7 @@ REVISION = ("We know that some Ember stoves overheated and we are sorry. Please 
 def test_reject_with_suggested_text_makes_a_new_version_with_a_diff(runtime) -> None:  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 
-    from firebreak.web.approval import create_app
+    from firebreak.web.app import create_app
     from firebreak.store.models import Approval, AuditEvent, Draft
     from firebreak.tasks import approve as approve_mod
     from firebreak.tasks.draft import check_statement, split_thread
@@ -277,23 +277,15 @@ def test_reject_with_suggested_text_makes_a_new_version_with_a_diff(runtime) -> 
 
 
 def test_suggested_text_that_fails_the_checks_is_not_offered(runtime) -> None:  # type: ignore[no-untyped-def]
-    from firebreak.flows.approval import ApprovalInput, next_version
-    from firebreak.tasks.approve import create_draft
+    from firebreak.tasks.approve import create_draft, next_version
     from tests.fakes import make_incident
 
     rt = runtime
     inc = make_incident(rt.db, rt.playbook, severity=3)
     d = create_draft(rt.db, rt.audit, inc.id, "holding", 0, "en", {"x": ["We are looking into it."],
                                                                      "linkedin": ["We are looking into it."]})
-    answer = ApprovalInput(approver="maria", decision="reject", sha256=d.sha256, code="x", comment="shorter",
-                           revision="No comment. The stove is guaranteed safe.")
-    from prefect import flow
-
-    @flow(name="next-version-test")
-    def run() -> int:
-        return next_version(rt, d, answer).id
-
-    new_id = run()
+    new_id = next_version(rt.db, rt.audit, rt.playbook, d, "maria", "shorter",
+                          revision="No comment. The stove is guaranteed safe.").id
     from firebreak.store.models import Draft
 
     with rt.db.session() as s:
