@@ -57,7 +57,6 @@ from profanity_check import profanity_check  # noqa: E402
 import distil_word_vectors  # noqa: E402
 from firebreak.tasks import triage  # noqa: E402
 from firebreak.tasks.triage import (  # noqa: E402
-    _N_FEATURES,
     EMBEDDING_DIM,
     FEATURE_VERSION,
     MODEL_DIR,
@@ -66,6 +65,7 @@ from firebreak.tasks.triage import (  # noqa: E402
     lexicon_buckets,
     lexicon_tables,
 )
+from firebreak.tasks.triage.features import _N_FEATURES  # noqa: E402
 
 SEED = 13
 XLMT_LANGS = {"english": "en", "french": "fr", "german": "de", "spanish": "es", "italian": "it", "portuguese": "pt"}

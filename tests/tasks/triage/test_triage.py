@@ -14,10 +14,6 @@ from firebreak.tasks.triage import (
     Labels,
     Triage,
     WordVectors,
-    _BatchLangId,
-    _KeywordMatcher,
-    _codepoints,
-    _tokens,
     dominant_terms,
     featurise,
     fold,
@@ -28,6 +24,9 @@ from firebreak.tasks.triage import (
     token_hashes,
     token_strings,
 )
+from firebreak.tasks.triage.features import _codepoints, _tokens
+from firebreak.tasks.triage.keywords import _KeywordMatcher
+from firebreak.tasks.triage.langid import _BatchLangId
 from firebreak.errors import ConfigError
 
 PLAYBOOK = Path(__file__).resolve().parents[3] / "config" / "playbook.default.yaml"
