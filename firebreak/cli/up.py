@@ -16,6 +16,7 @@ started, by its id.
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import socket
@@ -28,8 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-import httpx
-
+from firebreak.cli._common import get_playbook
 from firebreak.errors import FirebreakError
 
 
@@ -45,6 +45,26 @@ class UpConfig:
     server_timeout_s: float = 90.0
 
 
+def register(subparsers) -> None:  # type: ignore[no-untyped-def]
+    up = subparsers.add_parser("up", help="run the local ops stack: Prefect UI, deployments, alert intake (Ctrl-C stops)")
+    up.add_argument("--host", default="127.0.0.1", help="Prefect server host")
+    up.add_argument("--port", type=int, default=4200, help="Prefect server (UI and API) port")
+    up.add_argument("--intake-host", default="127.0.0.1")
+    up.add_argument("--intake-port", type=int, default=8787)
+    up.add_argument("--sandbox", action="store_true", help="also serve the sandbox platforms and use them")
+    up.add_argument("--sandbox-port", type=int, default=8700)
+    up.add_argument("--monitor-interval", type=int, default=300, help="seconds between monitor runs")
+    up.set_defaults(func=cmd_up)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """The local ops stack in the foreground (issue #7): Prefect server + UI, deployments, intake."""
+    get_playbook()  # fail fast, before the Prefect server starts
+    return run_up(UpConfig(host=args.host, port=args.port, intake_host=args.intake_host,
+                           intake_port=args.intake_port, sandbox=args.sandbox, sandbox_port=args.sandbox_port,
+                           monitor_interval_s=args.monitor_interval))
+
+
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -58,6 +78,8 @@ def _port_free(host: str, port: int) -> bool:
 def start_prefect_server(host: str, port: int, home: Path, timeout_s: float = 90.0,
                          log: TextIO | None = None) -> subprocess.Popen[bytes]:
     """`prefect server start` in its own process group, waited for until /api/health answers."""
+    import httpx
+
     if not _port_free(host, port):
         raise FirebreakError(f"port {host}:{port} is in use (a Prefect server already running?); "
                              "stop it or pass --port")

@@ -189,7 +189,7 @@ def test_cli_approve_and_wrong_key(runtime) -> None:  # type: ignore[no-untyped-
     from pydantic import SecretStr
 
     from firebreak.errors import ApprovalError
-    from firebreak.cli.manual import answer_draft, list_drafts
+    from firebreak.cli.signoff import answer_draft, list_drafts
     from firebreak.store.models import Approval
     from firebreak.tasks import codes
 
