@@ -14,7 +14,7 @@ from firebreak.domain import utcnow
 from firebreak.flows.approval import ResolveInput, await_sign_off
 from firebreak.flows import steps
 from firebreak.tasks import crisis_page
-from firebreak.tasks.incident import mark, update_summary
+from firebreak.store.queries import IncidentStatus, mark, update_summary
 from firebreak.flows.runtime import get_runtime
 from firebreak.flows.steps import stage
 
@@ -27,7 +27,7 @@ def resolve(incident_id: int) -> dict[str, Any]:
     with stage(incident_id, "resolve"):
         rt.audit.append("firebreak", "resolve.proposed", f"incident:{incident_id}",
                         {"baseline_minutes": pb.resolve.baseline_minutes})
-        mark(rt.db, incident_id, status="resolving")
+        mark(rt.db, incident_id, status=IncidentStatus.RESOLVING)
         update_summary(rt.db, incident_id, resolve_run_id=str(get_run_context().flow_run.id))
         while True:
             answer = pause_flow_run(
@@ -51,11 +51,11 @@ def resolve(incident_id: int) -> dict[str, Any]:
         approved = await_sign_off(incident_id, draft_id)
         closing = steps.publish(incident_id, approved)
     now = utcnow()
-    mark(rt.db, incident_id, status="resolved", resolved_at=now)
+    mark(rt.db, incident_id, status=IncidentStatus.RESOLVED, resolved_at=now)
     # The page now says "resolved" beside the closing statement.
     crisis_page.write(rt.db, pb, incident_id, rt.settings.data_dir / "crisis-page")
     update_summary(rt.db, incident_id, heightened_alert_until=(
-        rt.clock.now() + timedelta(hours=pb.resolve.heightened_alert_hours)).isoformat())
+        rt.clock.now() + timedelta(hours=pb.resolve.heightened_alert_hours)))
     rt.audit.append(answer.confirmer, "incident.resolved", f"incident:{incident_id}", {"resumed": resumed})
     pm = steps.postmortem(incident_id)
     log.info("Incident #%s resolved; post-mortem at %s", incident_id, pm["html"])

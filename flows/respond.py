@@ -13,7 +13,7 @@ from firebreak.flows.approval import await_sign_off
 from firebreak.flows.follow_up import follow_up
 from firebreak.flows.resolve import resolve
 from firebreak.flows import steps
-from firebreak.tasks.incident import mark
+from firebreak.store.queries import mark
 from firebreak.flows.runtime import get_runtime
 from firebreak.flows.steps import stage
 

@@ -21,7 +21,8 @@ from prefect.context import TaskRunContext
 
 from firebreak.domain import Platform, utcnow
 from firebreak.errors import CircuitOpen, RateLimited, TransientError
-from firebreak.store.models import Draft, Incident
+from firebreak.store.models import Draft, Incident, StageTimes
+from firebreak.store.queries import record_stage
 from firebreak.tasks import approve as approve_mod
 from firebreak.tasks import classify as classify_mod
 from firebreak.tasks import codes as codes_mod
@@ -33,9 +34,9 @@ from firebreak.tasks import ingest as ingest_mod
 from firebreak.tasks import postmortem as postmortem_mod
 from firebreak.tasks import publish as publish_mod
 from firebreak.tasks import detect as detect_mod
-from firebreak.tasks.draft import StatementFacts, propose_statement
+from firebreak.tasks.draft import facts_for, propose_statement
 from firebreak.tasks.ack import AckLinks
-from firebreak.tasks.incident import apply_assessment, open_incident
+from firebreak.tasks.incident import apply_assessment, open_or_join
 from firebreak.flows.limits import platform_slot
 from firebreak.flows.runtime import get_runtime
 
@@ -115,17 +116,10 @@ def stage(incident_id: int | None, name: str) -> Iterator[None]:
 def _record_stage(incident_id: int | None, name: str, started: datetime, v_started: datetime) -> None:
     rt = get_runtime()
     if incident_id is not None:
-        with rt.db.session() as s:
-            inc = s.get(Incident, incident_id)
-            assert inc is not None
-            stages = dict((inc.summary or {}).get("stages", {}))
-            prev = stages.get(name)
-            # Wall-clock times for latencies; platform (virtual) times to compare with posts.
-            stages[name] = {"started_at": prev["started_at"] if prev else started.isoformat(),
-                            "finished_at": utcnow().isoformat(),
-                            "platform_started_at": prev["platform_started_at"] if prev else v_started.isoformat(),
-                            "platform_finished_at": rt.clock.now().isoformat()}
-            inc.summary = {**(inc.summary or {}), "stages": stages}
+        # Wall-clock times for latencies; platform (virtual) times to compare with posts.
+        record_stage(rt.db, incident_id, name, StageTimes(started_at=started, finished_at=utcnow(),
+                                                          platform_started_at=v_started,
+                                                          platform_finished_at=rt.clock.now()))
 
 
 def connectors() -> dict[Platform, Any]:
@@ -156,9 +150,10 @@ def label() -> int:
 def detect() -> int | None:
     rt = get_runtime()
     sig = detect_mod.detect(rt.db, rt.playbook, rt.clock.now())
-    if sig is None or sig.incident_id is not None:
+    if sig is None:
         return None
-    return open_incident(rt.db, rt.audit, rt.playbook, sig.id, drill=rt.drill).id
+    inc, opened = open_or_join(rt.db, rt.audit, rt.playbook, sig.id, drill=rt.drill)
+    return inc.id if opened else None
 
 
 @task(name="own-queue", retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)
@@ -207,11 +202,7 @@ def draft(incident_id: int, kind: str, sequence: int, update_number: int = 0,
         with rt.db.session() as s:
             inc = s.get(Incident, incident_id)
             assert inc is not None
-        topic = (inc.summary or {}).get("topic") or ""
-        facts = StatementFacts(crisis_type=inc.type or pb.crisis_types[0].id, severity=inc.severity or 3, topic=topic,
-                               origin_platform=inc.origin_platform or "", update_number=update_number,
-                               next_update_minutes=next_update_minutes,
-                               resolved_summary="" if kind != "final" else "The situation is resolved.")
+        facts = facts_for(pb, inc, update_number=update_number, next_update_minutes=next_update_minutes)
         # The LLM (if configured) only proposes; propose_statement checks its text like a
         # template's and falls back to the template, so a draft is always ready in time.
         llm = rt.llm()

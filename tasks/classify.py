@@ -1,6 +1,6 @@
 """Classify stage: label mentions in batches (language, sentiment, offensive, complaint, crisis
 types) and assess an incident: type, severity, origin platform and first post, languages,
-topics. The per-mention model lives in tasks/triage/__init__.py; this module applies it and reasons
+topics. The per-mention model lives in tasks/triage/model.py; this module applies it and reasons
 about the storm as a whole.
 """
 
@@ -32,11 +32,13 @@ def label_pending(db: Database, triage: Triage, brand: str, *, batch: int = 2000
     while True:
         with db.session() as s:
             rows = s.execute(
-                select(Mention.id, Mention.text).where(Mention.brand == brand, Mention.lang.is_(None)).limit(batch)
+                select(Mention.id, Mention.text, Mention.lang_hint)
+                .where(Mention.brand == brand, Mention.lang.is_(None)).limit(batch)
             ).all()
             if not rows:
                 return done
-            labels = triage.label_batch([r.text for r in rows])
+            # The platform's own language tag is a prior for language identification.
+            labels = triage.label_batch([r.text for r in rows], lang_hints=[r.lang_hint for r in rows])
             s.execute(
                 update(Mention),
                 [

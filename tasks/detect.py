@@ -13,7 +13,8 @@ new bucket of at least ``min_volume`` mentions cannot alert, so it is not replay
 runs replay few series or none. Of the series that alert, the earliest bucket wins (the
 brand, then topics, then platforms on a tie); the signal names its series (``scope``)
 and also carries the brand's own figures at that bucket, which severity rules are
-written against. An open incident absorbs further signals (one storm, one incident).
+written against. Whether the signal opens an incident or joins the one under way is decided
+in one place for every source of signals (tasks/incident.py: one storm, one incident).
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
+from sqlalchemy.orm import Session
 from sqlalchemy import BigInteger, ColumnElement, Integer, String, case, cast, extract, func, literal, select
 
 from firebreak.config.logging import get_logger
 from firebreak.config.playbook import Playbook
 from firebreak.domain import utcnow
 from firebreak.store.db import Database
-from firebreak.store.models import Incident, IngestCursor, Mention, Signal
+from firebreak.store.models import Incident, IncidentStatus, IngestCursor, Mention, Signal
 from firebreak.tasks.detection.detector import Decision, Detector
 
 log = get_logger("firebreak.tasks.detect")
@@ -143,9 +145,11 @@ def buckets(db: Database, brand: str, start: datetime, end: datetime, minutes: i
     return scope_buckets(db, brand, [ALL], start, end, minutes)[ALL]
 
 
-def replay(playbook: Playbook, series: list[Bucket], scope: str = ALL) -> list[Decision]:
+def replay(playbook: Playbook, series: list[Bucket], scope: str = ALL,
+           heightened: list[tuple[datetime, datetime]] | None = None) -> list[Decision]:
     # A platform's series is silenced by quiet windows for that platform too.
-    det = Detector(playbook.detection, platform=scope.removeprefix(PLATFORM) if scope.startswith(PLATFORM) else None)
+    det = Detector(playbook.detection, platform=scope.removeprefix(PLATFORM) if scope.startswith(PLATFORM) else None,
+                   heightened=heightened or ())
     return [det.update(b.end, b.volume, negative=b.negative, platforms=len(b.platforms), negative_reach=b.negative_reach)
             for b in series]
 
@@ -158,7 +162,8 @@ class Alert:
 
 
 def first_alerts(playbook: Playbook, series: dict[str, list[Bucket]], after: datetime | None,
-                 *, prune: bool = True, replayed: dict[str, list[Decision]] | None = None) -> list[Alert]:
+                 *, prune: bool = True, replayed: dict[str, list[Decision]] | None = None,
+                 heightened: list[tuple[datetime, datetime]] | None = None) -> list[Alert]:
     """Each scope's first alert in a bucket ending after ``after``, earliest first (ties in
     ``series`` order). ``prune`` skips scopes that cannot alert: the same result, less work.
     The decisions of every scope replayed are left in ``replayed``."""
@@ -168,7 +173,7 @@ def first_alerts(playbook: Playbook, series: dict[str, list[Bucket]], after: dat
         new = [i for i, b in enumerate(ser) if after is None or b.end > after]
         if prune and not any(ser[i].volume >= playbook.detection.min_volume for i in new):
             continue  # every alert needs min_volume mentions in its bucket
-        decisions = replayed[scope] = replay(playbook, ser, scope)
+        decisions = replayed[scope] = replay(playbook, ser, scope, heightened)
         hit = next((i for i in new if decisions[i].alert), None)
         if hit is not None:
             found.append((ser[hit].end, order, Alert(scope, ser[hit], decisions[hit])))
@@ -185,7 +190,7 @@ def detect(db: Database, playbook: Playbook, now: datetime) -> Signal | None:
         mark = s.get(IngestCursor, (brand, *DETECT_STREAM))
         last = datetime.fromisoformat(mark.high_water) if mark and mark.high_water else None
         replayed: dict[str, list[Decision]] = {}
-        alerts = first_alerts(playbook, series, last, replayed=replayed)
+        alerts = first_alerts(playbook, series, last, replayed=replayed, heightened=heightened_windows(s, playbook, start))
         fired = alerts[0] if alerts else None
         if series[ALL]:
             newest = series[ALL][-1].end if fired is None else fired.bucket.end
@@ -207,13 +212,21 @@ def detect(db: Database, playbook: Playbook, now: datetime) -> Signal | None:
                      "brand": _brand_figures(replayed[ALL], fired)},
             detected_at=utcnow(),
         )
-        open_incident = s.scalars(select(Incident).where(Incident.brand == brand, Incident.status != "resolved")).first()
-        if open_incident is not None:
-            sig.incident_id = open_incident.id
         s.add(sig)
-    log.info("signal", brand=brand, scope=fired.scope, at=b.end.isoformat(), volume=b.volume,
-             baseline=round(d.baseline, 2), reasons=list(d.reasons), absorbed=sig.incident_id is not None)
+    log.info(f"Signal on {fired.scope} at {b.end.isoformat()}: {b.volume} mentions against a baseline of "
+             f"{d.baseline:.1f} ({', '.join(d.reasons)})", brand=brand)
     return sig
+
+
+def heightened_windows(s: Session, playbook: Playbook, since: datetime) -> list[tuple[datetime, datetime]]:
+    """The heightened-alert windows of the brand's incidents resolved since ``since``: from
+    the all-clear to ``resolve.heightened_alert_hours`` later, in platform time (the resolve
+    flow records the end on the incident)."""
+    hours = timedelta(hours=playbook.resolve.heightened_alert_hours)
+    rows = s.scalars(select(Incident).where(Incident.brand == playbook.brand.id,
+                                            Incident.status == IncidentStatus.RESOLVED, Incident.resolved_at >= since))
+    ends = [inc.summary.heightened_alert_until for inc in rows]
+    return [(end - hours, end) for end in ends if end is not None and hours]
 
 
 def _brand_figures(brand_decisions: list[Decision], fired: Alert) -> dict[str, float]:

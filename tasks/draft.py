@@ -35,6 +35,7 @@ from firebreak.config.playbook import Playbook
 from firebreak.connectors.llm import TextProvider
 from firebreak.domain import Platform
 from firebreak.errors import ConfigError, ConnectorError, PolicyViolation
+from firebreak.store.models import Incident
 
 __all__ = [
     "Kind",
@@ -85,6 +86,15 @@ class StatementFacts:
     update_number: int = 0  # for kind="update"
     next_update_minutes: int | None = None
     resolved_summary: str = ""  # for kind="final"
+
+
+def facts_for(playbook: Playbook, incident: Incident, *, update_number: int = 0,
+              next_update_minutes: int | None = None) -> StatementFacts:
+    """What a statement about ``incident`` may say, as classification recorded it. The closing
+    of a final statement is the template's own sentence, in the statement's language."""
+    return StatementFacts(crisis_type=incident.type or playbook.crisis_types[0].id, severity=incident.severity or 3,
+                          topic=incident.summary.topic, origin_platform=incident.origin_platform or "",
+                          update_number=update_number, next_update_minutes=next_update_minutes)
 
 
 # --------------------------------------------------------------------------- lengths

@@ -46,7 +46,7 @@ def store_mentions(session: Session, brand: str, mentions: list[Mention]) -> int
         {
             "brand": brand, "platform": m.platform.value, "platform_id": m.platform_id, "kind": m.kind,
             "author": m.author[:256], "text": m.text, "url": m.url[:512], "reply_to": m.reply_to,
-            "author_followers": m.author_followers, "engagement": m.engagement,
+            "author_followers": m.author_followers, "engagement": m.engagement, "lang_hint": m.lang_hint[:16],
             "created_at": m.created_at, "ingested_at": now, "lang": None,
         }
         for m in mentions

@@ -28,7 +28,6 @@ from typing import Any, Literal
 
 from firebreak.config.playbook import MISSING, IntakeSource, Playbook, resolve_path
 from firebreak.config.settings import Settings
-from firebreak.tasks.incident import open_incident
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,7 +37,9 @@ from firebreak.audit import AuditLog
 from firebreak.domain import utcnow
 from firebreak.errors import InvalidAlert, StoreError
 from firebreak.store.db import Database
-from firebreak.store.models import Alert, DeadLetter, Incident, Signal
+from firebreak.store.models import Alert, DeadLetter, Signal
+from firebreak.store.queries import open_incident_for
+from firebreak.tasks.incident import open_or_join
 
 GENERIC = "generic"
 ALERT_EVENT = "firebreak.alert.received"
@@ -435,22 +436,23 @@ def attach_alerts(db: Database, audit: AuditLog, playbook: Playbook, alert_ids: 
         rows = list(s.scalars(select(Alert).options(defer(Alert.payload)).where(Alert.id.in_(alert_ids))
                               .order_by(Alert.id)))
         todo = [a for a in rows if a.incident_id is None]
-        open_inc: dict[str, int | None] = {
-            b: s.scalar(select(Incident.id).where(Incident.brand == b, Incident.status != "resolved")
-                        .order_by(Incident.id).limit(1))
-            for b in {a.brand for a in todo}}
+        open_inc: dict[str, int | None] = {}
+        for b in {a.brand for a in todo}:
+            inc = open_incident_for(s, b)
+            open_inc[b] = inc.id if inc is not None else None
     links: list[dict[str, Any]] = []
     for brand, inc_id in list(open_inc.items()):
         if inc_id is not None:
             continue
-        # No open incident for the brand: its first pending alert opens one (open_incident audits it).
+        # No open incident for the brand: its first pending alert opens one (or joins one that
+        # opened meanwhile); open_or_join decides, and audits an opening.
         first = next(a for a in todo if a.brand == brand)
         with db.session() as s:
             sig = _signal_for(s.get(Alert, first.id) or first, None)
             s.add(sig)
             s.flush()
             sig_id = int(sig.id)
-        inc = open_incident(db, audit, playbook, sig_id)
+        inc, _ = open_or_join(db, audit, playbook, sig_id)
         with db.session() as s:
             s.execute(update(Alert).where(Alert.id == first.id).values(incident_id=inc.id))
         first.incident_id = open_inc[brand] = int(inc.id)

@@ -3,17 +3,16 @@ publication at once except approved crisis statements, and tell the team what to
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from firebreak.config.playbook import Playbook
 from firebreak.store.db import Database
 from firebreak.store.models import Incident
+from firebreak.store.queries import open_incidents
 
 
 def locked_down(db: Database, playbook: Playbook, brand: str) -> Incident | None:
     """The open incident that has the brand locked down, if any."""
     with db.session() as s:
-        for inc in s.scalars(select(Incident).where(Incident.brand == brand, Incident.status != "resolved")):
+        for inc in s.scalars(open_incidents(brand)):
             if inc.type and playbook.crisis_type(inc.type).lockdown:
                 return inc
     return None

@@ -23,6 +23,7 @@ from firebreak.connectors.base import Connector
 from firebreak.domain import Platform, PublishResult, parts_sha256, utcnow, variants_sha256
 from firebreak.errors import ConnectorError, NotSent, PolicyViolation
 from firebreak.store.db import Database
+from firebreak.store.queries import open_incident_for
 from firebreak.store.models import Draft, Incident, Publication
 from firebreak.store.models import ScheduledPost as PostRow
 from firebreak.tasks.approve import approval_status
@@ -125,7 +126,7 @@ def publish_draft(db: Database, audit: AuditLog, playbook: Playbook, connectors:
 def frozen(db: Database, brand: str) -> bool:
     """Is the brand's publishing on hold (an open incident)? Own-queue posts wait while it is."""
     with db.session() as s:
-        return s.scalars(select(Incident.id).where(Incident.brand == brand, Incident.status != "resolved")).first() is not None
+        return open_incident_for(s, brand) is not None
 
 
 def run_own_queue(db: Database, audit: AuditLog, brand: str, connectors: dict[Platform, Connector], now: datetime) -> int:

@@ -19,7 +19,8 @@ from sqlalchemy import select
 from firebreak.clock import VirtualClock
 from firebreak.config.logging import get_logger
 from firebreak.errors import FirebreakError
-from firebreak.store.models import Approval, Draft, Incident, Notification
+from firebreak.store.models import Approval, Draft, Notification
+from firebreak.store.queries import IncidentStatus, open_incidents
 from firebreak.tasks import approve as approve_mod
 from firebreak.tasks.escalate import acknowledge
 from firebreak.flows.runtime import Runtime
@@ -68,13 +69,12 @@ class DrillOperator:
     def step(self) -> None:
         db, pb = self.rt.db, self.rt.playbook
         with db.session() as s:
-            incidents = list(s.scalars(select(Incident).where(Incident.status != "resolved")))
+            incidents = list(s.scalars(open_incidents()))
             drafts = list(s.scalars(select(Draft).where(Draft.status == "pending", Draft.flow_run_id.is_not(None))))
             pages = list(s.scalars(select(Notification).where(Notification.kind == "page",
                                                               Notification.status == "delivered")))
         for inc in incidents:
-            stages = (inc.summary or {}).get("stages", {})
-            if "freeze" in stages and inc.id not in self._sped_up:
+            if "freeze" in inc.summary.stages and inc.id not in self._sped_up:
                 self._sped_up.add(inc.id)
                 self.clock.set_rate(self.compression)  # the freeze landed: play the rest fast
             if not inc.acknowledged_by:
@@ -82,8 +82,8 @@ class DrillOperator:
                 at_level = [p for p in pages if p.incident_id == inc.id and p.level == lvl and p.person]
                 if at_level:
                     acknowledge(db, self.rt.audit, inc.id, at_level[0].person or "", "drill")
-            run_id = (inc.summary or {}).get("resolve_run_id")
-            if inc.status == "resolving" and run_id and self._paused(run_id):
+            run_id = inc.summary.resolve_run_id
+            if inc.status == IncidentStatus.RESOLVING and run_id and self._paused(run_id):
                 self._resume(("resolve", inc.id), run_id, {"confirmer": pb.drill.approvers[0], "confirm": True,
                                                           "note": "drill: signal back at baseline"})
         for d in drafts:

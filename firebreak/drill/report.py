@@ -50,14 +50,14 @@ def build_report(setup: "DrillSetup", rt: Runtime, sandbox: SandboxServer, mailb
                                                         Publication.status == "published").order_by(Publication.published_at)))
         freezes = list(s.scalars(select(FreezeRecord).where(FreezeRecord.incident_id == incident_id)))
         own = list(s.scalars(select(PostRow).where(PostRow.source == "firebreak")))
-    summary = inc.summary or {}
-    stages_rec = {**summary.get("drill_stages", {}), **summary.get("stages", {})}
-    stages = {name: {"started_at": stages_rec.get(name, {}).get("started_at"),
-                     "finished_at": stages_rec.get(name, {}).get("finished_at")} for name in STAGES}
+    stages_rec = {**inc.summary.drill_stages, **inc.summary.stages}
+    stages = {name: {"started_at": _iso(stages_rec[name].started_at) if name in stages_rec else None,
+                     "finished_at": _iso(stages_rec[name].finished_at) if name in stages_rec else None}
+              for name in STAGES}
 
     # Scheduled posts: ground truth from the sandbox (platform schedules) and the own queue.
     detected_pt = result["detected_platform_at"]
-    resume_pt = datetime.fromisoformat(stages_rec["resume"]["platform_started_at"]) if "resume" in stages_rec else None
+    resume_pt = stages_rec["resume"].platform_started_at if "resume" in stages_rec else None
     native = [sp for items in state.scheduled.values() for sp in items.values()
               if sp.scheduled_at > detected_pt or sp.state in ("held", "cancelled")
               or any(h.get("action") == "held" for h in sp.history)]
@@ -68,7 +68,7 @@ def build_report(setup: "DrillSetup", rt: Runtime, sandbox: SandboxServer, mailb
     during = [p for posts in state.posts.values() for p in posts if p.source == "scheduled"
               and p.created_at >= detected_pt and (resume_pt is None or p.created_at < resume_pt)]
     during += [p for p in own if p.published_at and inc.detected_at <= p.published_at
-               and (resume_pt is None or p.published_at < datetime.fromisoformat(stages_rec["resume"]["started_at"]))]
+               and (resume_pt is None or p.published_at < stages_rec["resume"].started_at)]
 
     # Publications: what the platforms actually received, compared with what was approved.
     received: Counter[tuple[str, str]] = Counter()

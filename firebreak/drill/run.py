@@ -34,7 +34,7 @@ from firebreak.drill.operator import DrillOperator
 from firebreak.drill.report import build_report, print_timeline
 from firebreak.store.db import Database
 from firebreak.store.models import ScheduledPost
-from firebreak.tasks.incident import update_summary
+from firebreak.store.queries import update_summary
 from firebreak.flows.runtime import Runtime, set_runtime
 from firebreak.tasks.detect import floor_time
 
@@ -144,7 +144,7 @@ def _play(setup: DrillSetup, rt: Runtime, max_ticks: int) -> dict[str, Any]:
             tick = monitor(respond_inline=False)
             incident_id = tick["incident_id"]
         detected_platform_time = clock.now()
-        update_summary(rt.db, incident_id, drill_stages=tick["stages"], detected_platform_at=detected_platform_time.isoformat())
+        update_summary(rt.db, incident_id, drill_stages=tick["stages"], detected_platform_at=detected_platform_time)
         due_soon = _due_soon(setup, detected_platform_time)
         clock.set_rate(1.0)  # real time while the freeze races the posts about to go out
         response = respond(incident_id)

@@ -10,13 +10,17 @@ call is known to have happened.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
     DateTime,
+    Enum,
     Float,
     ForeignKey,
     Index,
@@ -50,6 +54,62 @@ class UTCDateTime(TypeDecorator):
 BigId = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrement needs INTEGER
 
 
+def _enum(cls: type[StrEnum], length: int = 16) -> Enum:
+    """A Python enum stored as its value in a plain VARCHAR (no database enum type, no CHECK):
+    adding a member needs no migration, and reading an unknown value fails loudly."""
+    return Enum(cls, native_enum=False, create_constraint=False, length=length,
+                values_callable=lambda e: [m.value for m in e], validate_strings=True)
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"  # the response runs
+    RESOLVING = "resolving"  # the all-clear was proposed; waiting for a person to confirm
+    RESOLVED = "resolved"
+
+
+class StageTimes(BaseModel):
+    """When a stage ran: wall clock (latencies) and platform time (compared with posts)."""
+
+    model_config = ConfigDict(extra="forbid")
+    started_at: datetime
+    finished_at: datetime
+    platform_started_at: datetime | None = None
+    platform_finished_at: datetime | None = None
+
+
+class IncidentSummary(BaseModel):
+    """What the stages record on an incident beside its columns. Every key is declared here:
+    writing an unknown one fails instead of adding to an untyped bag. Frozen: a change is a new
+    summary assigned to the incident (queries.update_summary), which the session then saves."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    stages: dict[str, StageTimes] = Field(default_factory=dict)
+    figures: dict[str, Any] = Field(default_factory=dict)  # classify: volumes and shares behind the severity
+    topic: str = ""  # classify: what the storm is about, in a few words
+    resolve_run_id: str | None = None  # the run paused for the all-clear
+    heightened_alert_until: datetime | None = None  # after the all-clear: detection stays sensitive until then
+    # A drill's own records: the monitor pass that detected the storm, and when in platform time.
+    drill_stages: dict[str, StageTimes] = Field(default_factory=dict)
+    detected_platform_at: datetime | None = None
+
+
+class SummaryJSON(TypeDecorator):
+    """IncidentSummary in a JSON column."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: IncidentSummary | dict[str, Any] | None, dialect: Any) -> dict[str, Any]:
+        if value is None:
+            value = IncidentSummary()
+        elif isinstance(value, dict):
+            value = IncidentSummary.model_validate(value)
+        return value.model_dump(mode="json", exclude_defaults=True)
+
+    def process_result_value(self, value: dict[str, Any] | None, dialect: Any) -> IncidentSummary:
+        return IncidentSummary.model_validate(value or {})
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
 
@@ -72,6 +132,7 @@ class Mention(Base):
     reply_to: Mapped[str] = mapped_column(String(128), default="")
     author_followers: Mapped[int] = mapped_column(Integer, default=0)
     engagement: Mapped[int] = mapped_column(Integer, default=0)
+    lang_hint: Mapped[str] = mapped_column(String(16), default="", server_default="")  # the platform's own tag
     created_at: Mapped[datetime]
     ingested_at: Mapped[datetime]
     # Triage labels, filled by the classify stage (NULL until then).
@@ -123,14 +184,14 @@ class Incident(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     brand: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open | resolving | resolved
+    status: Mapped[IncidentStatus] = mapped_column(_enum(IncidentStatus), default=IncidentStatus.OPEN)
     type: Mapped[str | None] = mapped_column(String(64))
     severity: Mapped[int | None] = mapped_column(Integer)
     origin_platform: Mapped[str | None] = mapped_column(String(16))
     first_mention_id: Mapped[int | None] = mapped_column(BigId)
     languages: Mapped[list[Any]] = mapped_column(JSON, default=list)
     topics: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    summary: Mapped[IncidentSummary] = mapped_column(SummaryJSON, default=IncidentSummary)
     # The escalation policy and playbook hash in force when the incident opened.
     policy_snapshot: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     started_at: Mapped[datetime]  # first storm bucket (platform time)

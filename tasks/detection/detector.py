@@ -45,7 +45,9 @@ with high reach: the bucket's negative mentions come from authors with ≥
 buckets (an influential critic, not the brand's everyday audience). After an alert the
 detector stays quiet for ``cfg.cooldown_minutes`` *and* until the storm has subsided
 (z below 1 for one bucket), so one storm is one alert. ``cfg.quiet_windows`` suppress
-alerts (the decision still carries its score).
+alerts (the decision still carries its score). In a ``heightened`` window (the hours after
+a crisis was declared over, ``resolve.heightened_alert_hours``) the milder rise alerts on
+its own: a crisis that flares up again is caught before it grows to a new storm's size.
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ class Detector:
         *,
         bucket_minutes: int | None = None,
         platform: str | None = None,
+        heightened: Sequence[tuple[datetime, datetime]] = (),
     ) -> None:
         self.cfg = cfg
         self.bucket_minutes = int(bucket_minutes or cfg.bucket_minutes)
@@ -166,6 +169,9 @@ class Detector:
         self._quiet: list[QuietWindow] = [
             w for w in cfg.quiet_windows if not w.platforms or (platform is not None and platform in w.platforms)
         ]
+        # Heightened alert (the hours after a crisis was declared over): a milder rise alerts
+        # on its own, without the corroboration it needs otherwise.
+        self._heightened = [(as_utc(a), as_utc(b)) for a, b in heightened]
 
     # -- history -------------------------------------------------------------------
     def _get(self, ids: np.ndarray, arr: np.ndarray) -> np.ndarray:
@@ -265,6 +271,9 @@ class Detector:
     def _quiet_at(self, at: datetime) -> bool:
         return any(as_utc(w.start) <= at < as_utc(w.end) for w in self._quiet)
 
+    def _heightened_at(self, at: datetime) -> bool:
+        return any(a < at <= b for a, b in self._heightened)
+
     # -- the decision --------------------------------------------------------------
     def update(
         self,
@@ -319,7 +328,8 @@ class Detector:
             "spread": platforms >= cfg.spread_min_platforms > 1,
         }
         corroborating = [name for name, hit in evidence.items() if hit and raised]
-        reasons = ["volume"] * vol_hit + corroborating
+        heightened = raised and not vol_hit and bool(self._heightened) and self._heightened_at(at)
+        reasons = ["volume"] * vol_hit + corroborating + ["heightened"] * heightened
 
         # Score: logistic in z around the threshold, nudged by the corroborating signals.
         score = 1.0 / (1.0 + math.exp(-(z_eff - thr)))
@@ -327,7 +337,7 @@ class Detector:
             score = 1.0 - (1.0 - score) * _CORROBORATION[name][0]
         if not warm:
             score = 0.0
-        candidate = vol_hit or any(_CORROBORATION[name][1] for name in corroborating)
+        candidate = vol_hit or heightened or any(_CORROBORATION[name][1] for name in corroborating)
 
         # One storm, one alert: cool-down elapsed and the previous storm has subsided.
         if self._in_storm and z_eff < _SUBSIDED_Z:

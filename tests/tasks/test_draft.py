@@ -387,3 +387,24 @@ def test_bluesky_limit_is_graphemes(playbook: Playbook) -> None:
     assert check_statement(playbook, {"bluesky": [text + "!"]}) != []
     # The lexicon's 3,000-byte cap applies too: 300 family emoji are 5,400 bytes.
     assert check_statement(playbook, {"bluesky": ["👨‍👩‍👧" * 300]}) == ["bluesky: over 3000 bytes"]
+
+
+@pytest.mark.parametrize("lang", [lang for lang in LANGS if lang != "en"])
+def test_a_final_statement_closes_in_its_own_language(playbook: Playbook, lang: str) -> None:
+    """The facts a final statement is drafted from carry no closing sentence of their own:
+    the template's, in the statement's language, closes it (no English sentence opens a
+    German statement)."""
+    from datetime import UTC, datetime
+
+    from firebreak.store.models import Incident, IncidentSummary
+    from firebreak.tasks.draft import facts_for
+
+    now = datetime.now(UTC)
+    inc = Incident(brand="fjell", type="product_safety", severity=2, origin_platform="mastodon",
+                   summary=IncidentSummary(topic="ember stove"), started_at=now, detected_at=now)
+    facts = facts_for(playbook, inc)
+    english = draft_statement(playbook, "final", facts, language="en", platforms=[Platform.FACEBOOK])
+    text = "\n".join(draft_statement(playbook, "final", facts, language=lang, platforms=[Platform.FACEBOOK])["facebook"])
+    opening = text.splitlines()[0]
+    assert opening and opening not in "\n".join(english["facebook"]), text
+    assert "The situation is resolved" not in text

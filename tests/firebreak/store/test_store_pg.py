@@ -15,7 +15,7 @@ from firebreak.store.db import Database
 from firebreak.store.models import AuditEvent, Base
 
 pytestmark = pytest.mark.postgres
-HEAD = "0003"
+HEAD = "0004"
 
 
 def _empty(database: Database) -> None:

@@ -231,3 +231,27 @@ def test_a_fork_decides_like_the_original_and_apart_from_it() -> None:
     fresh = det.fork()
     fresh.update(rows[-1][0] + STEP, 10_000)  # the fork's state is its own
     assert det.update(rows[-1][0] + STEP, 10).volume == 10 and not det.update(rows[-1][0] + 2 * STEP, 10).alert
+
+
+def test_a_milder_rise_alerts_on_its_own_only_on_heightened_alert() -> None:
+    """After the all-clear (a heightened-alert window) the milder rise that otherwise needs a
+    negative turn or high reach is enough: a flare-up is caught before it is a new storm."""
+    base = series(days=4, seed=3)
+    # Find a rise that is "raised" (z between half the threshold and the threshold): scale
+    # one bucket until the plain detector sees a rise but does not alert.
+    at_i = 3 * 288 + 100
+    for factor in [x / 10 for x in range(12, 40)]:
+        rows = list(base)
+        rows[at_i] = (rows[at_i][0], int(daily(at_i) * factor))
+        plain = Detector(Detection()).run(rows)[at_i]
+        if Detection().volume_threshold / 2 <= plain.z < Detection().volume_threshold:
+            break
+    else:  # pragma: no cover - the series above always has such a rise
+        raise AssertionError("no milder rise found")
+    assert not plain.alert
+    window = [(rows[at_i - 10][0], rows[at_i + 10][0])]
+    heightened = Detector(Detection(), heightened=window).run(rows)
+    assert heightened[at_i].alert and "heightened" in heightened[at_i].reasons
+    before = [(rows[at_i + 1][0], rows[at_i + 20][0])]  # the window has not begun at the rise
+    assert not Detector(Detection(), heightened=before).run(rows)[at_i].alert
+    assert [d.alert for d in heightened[:at_i]] == [d.alert for d in Detector(Detection()).run(rows)[:at_i]]
