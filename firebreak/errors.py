@@ -72,6 +72,11 @@ class CircuitOpen(TransientError):
         super().__init__(platform, message)
 
 
+class PlatformBusy(ConnectorError):
+    """No slot of the platform's global concurrency limit (shared by every worker) came free in
+    time. Not retried by the task: it has already waited; the next scheduled run tries again."""
+
+
 class AuthError(ConnectorError):
     """Credentials were refused, even after one refresh."""
 

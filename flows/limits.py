@@ -26,16 +26,11 @@ from typing import Any
 import yaml
 
 from firebreak.config.logging import get_logger
-from firebreak.errors import ConfigError, ConnectorError, TransientError
+from firebreak.errors import ConfigError, PlatformBusy, TransientError
 
 log = get_logger("firebreak.flows.limits")
 
 LIMITS_FILE = Path(__file__).resolve().parents[1] / "deploy" / "concurrency-limits.yaml"
-
-
-class PlatformBusy(ConnectorError):
-    """No slot of the platform's global concurrency limit came free in time. Not retried by the
-    task: it has already waited `platform_limit_timeout_s`; the next scheduled run tries again."""
 
 
 def limit_name(platform: str) -> str:

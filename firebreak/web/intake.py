@@ -62,7 +62,7 @@ from firebreak.tasks.intake import (
 from firebreak.flows.runtime import Runtime, get_runtime
 from pydantic import BaseModel
 from sqlalchemy import text
-from starlette.concurrency import run_in_threadpool
+from fastapi.concurrency import run_in_threadpool
 
 from firebreak.errors import FirebreakError, InvalidAlert, StoreError
 

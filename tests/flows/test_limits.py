@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from firebreak.errors import ConfigError
-from firebreak.flows.limits import LIMITS_FILE, PlatformBusy, apply_limits_now, load_limits, platform_slot
+from firebreak.errors import PlatformBusy
+from firebreak.flows.limits import LIMITS_FILE, apply_limits_now, load_limits, platform_slot
 
 
 def test_the_shipped_limits_file_names_every_platform() -> None:
