@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from firebreak.config.playbook import Playbook
 from firebreak.store.db import Database
-from firebreak.store.models import Draft, Incident, Publication
+from firebreak.store.models import Draft, EffectStatus, Incident, Publication
 
 # What people ask in each kind of crisis. Answers only say what every statement says too.
 FAQ: dict[str, list[tuple[str, str]]] = {
@@ -59,10 +59,10 @@ def render(db: Database, playbook: Playbook, incident_id: int) -> str:
         inc = s.get(Incident, incident_id)
         assert inc is not None
         rows = s.execute(
-            select(Draft, Publication.published_at)
+            select(Draft, Publication.done_at)
             .join(Publication, Publication.draft_id == Draft.id)
-            .where(Draft.incident_id == incident_id, Publication.status == "published")
-            .order_by(Publication.published_at)
+            .where(Draft.incident_id == incident_id, Publication.status == EffectStatus.DONE)
+            .order_by(Publication.done_at)
         ).all()
     first_seen: dict[int, tuple[Draft, object]] = {}
     for d, at in rows:

@@ -22,7 +22,8 @@ from firebreak.connectors.base import Connector
 from firebreak.domain import Platform, utcnow
 from firebreak.errors import ConnectorError, NotSupported, PolicyViolation
 from firebreak.store.db import Database
-from firebreak.store.models import Engagement, Incident, Mention
+from firebreak.store import effects
+from firebreak.store.models import EffectStatus, Engagement, Incident, Mention
 
 log = get_logger("firebreak.tasks.engage")
 
@@ -79,6 +80,7 @@ class _Item:
     done: bool = False
     remote_id: str | None = None
     outcome: str = ""  # mention status once handled
+    error: str = ""  # why the platform call failed (the record stays open: tried again next pass)
 
 
 def engage(db: Database, audit: AuditLog, playbook: Playbook, connectors: dict[Platform, Connector],
@@ -107,13 +109,9 @@ def engage(db: Database, audit: AuditLog, playbook: Playbook, connectors: dict[P
             if action in ("private", "reply"):
                 it.template = "private" if action == "private" else "answer"
                 it.text = reply_text(playbook, it.template, m)
-            row = s.scalars(select(Engagement).where(Engagement.idempotency_key == it.key)).first()
-            if row is None:
-                row = Engagement(idempotency_key=it.key, mention_id=m.id, incident_id=incident_id, action=action,
-                                 template=it.template, text=it.text, reason=reason, status="intended", attempts=0,
-                                 created_at=utcnow())
-                s.add(row)
-            it.attempts, it.done, it.remote_id = row.attempts, row.status == "done", row.remote_id
+            row, _ = effects.intend(s, Engagement, it.key, mention_id=m.id, incident_id=incident_id, action=action,
+                                    template=it.template, text=it.text, reason=reason)
+            it.attempts, it.done, it.remote_id = row.attempts, row.status == EffectStatus.DONE, row.remote_id
             if action in ("private", "reply", "hide") and not it.done:
                 row.attempts += 1  # committed before the call: a crash after it means "maybe sent"
             items.append(it)
@@ -139,6 +137,7 @@ def engage(db: Database, audit: AuditLog, playbook: Playbook, connectors: dict[P
             it.action, it.reason, it.outcome = "skip", f"{it.action}: {exc}", "skipped"
         except ConnectorError as exc:
             # NotSent included: nothing went out; the next pass (or the task's retry) tries again.
+            it.error = str(exc)
             res.failed.append(f"{m.platform}:{m.platform_id}: {exc}")
     if res.failed:
         # One line per pass, not per mention: a platform outage must not flood the logs.
@@ -146,9 +145,14 @@ def engage(db: Database, audit: AuditLog, playbook: Playbook, connectors: dict[P
     handled = [it for it in items if it.outcome]
     now = utcnow()
     with db.session() as s:
+        for it in items:
+            if it.error:
+                effects.find(s, Engagement, it.key).error = it.error[:2000]  # type: ignore[union-attr]
         for it in handled:
             row = s.scalars(select(Engagement).where(Engagement.idempotency_key == it.key)).one()
-            row.status, row.action, row.reason, row.remote_id, row.done_at = "done", it.action, it.reason, it.remote_id, now
+            row.status, row.action, row.reason, row.remote_id, row.done_at = (EffectStatus.DONE, it.action, it.reason,
+                                                                              it.remote_id, now)
+            row.error = None
             mention = s.get(Mention, it.mention.id)
             assert mention is not None
             if mention.answer_status != it.outcome:

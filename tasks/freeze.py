@@ -30,7 +30,7 @@ from firebreak.errors import (
     TransientError,
 )
 from firebreak.store.db import Database
-from firebreak.store.models import FreezeRecord, Incident
+from firebreak.store.models import EffectStatus, FreezeRecord, Incident
 from firebreak.store.models import ScheduledPost as PostRow
 
 log = get_logger("firebreak.tasks.freeze")
@@ -77,11 +77,11 @@ def freeze_all(db: Database, audit: AuditLog, playbook: Playbook, connectors: di
         try:
             conn.hold_scheduled(post)
         except ConnectorError as exc:
-            _finish(db, key, "failed", str(exc))
+            _finish(db, key, EffectStatus.FAILED, str(exc))
             res.failed.append(f"{post.platform.value}:{post.platform_id}: {exc}")
             errors.append(exc)
             return
-        _finish(db, key, "done", None, post_status="held")
+        _finish(db, key, EffectStatus.DONE, None, post_status="held")
         res.held += 1
         audit.append(actor, "freeze.held", f"post:{post.platform.value}:{post.platform_id}",
                      {"incident": incident_id, "reason": reason, "snapshot": _snapshot(post)})
@@ -105,13 +105,13 @@ def freeze_all(db: Database, audit: AuditLog, playbook: Playbook, connectors: di
             key = f"hold:{incident_id or 'manual'}:{platform.value}:{post.platform_id}"
             with db.session() as s:
                 rec = s.scalars(select(FreezeRecord).where(FreezeRecord.idempotency_key == key)).first()
-                if rec is not None and rec.status == "done":
+                if rec is not None and rec.status == EffectStatus.DONE:
                     res.held += 1
                     continue
                 if rec is None:
                     row = _upsert(s, brand, post)
                     rec = FreezeRecord(incident_id=incident_id, scheduled_post_id=row.id, idempotency_key=key,
-                                       action="hold", reason=reason, snapshot=_snapshot(post), status="intended",
+                                       action="hold", reason=reason, snapshot=_snapshot(post), status=EffectStatus.INTENDED,
                                        created_at=utcnow())
                     s.add(rec)
                 else:
@@ -129,7 +129,7 @@ def freeze_all(db: Database, audit: AuditLog, playbook: Playbook, connectors: di
         with db.session() as s:
             open_holds = [(r.idempotency_key, dict(r.snapshot)) for r in s.scalars(
                 select(FreezeRecord).where(FreezeRecord.idempotency_key.startswith(prefix),
-                                           FreezeRecord.status.in_(("intended", "failed"))))]
+                                           FreezeRecord.status.in_((EffectStatus.INTENDED, EffectStatus.FAILED))))]
         for key, snap in open_holds:
             if snap["platform_id"] in listed:
                 continue
@@ -147,7 +147,7 @@ def freeze_all(db: Database, audit: AuditLog, playbook: Playbook, connectors: di
                     snap = {"platform": row.platform, "platform_id": row.platform_id, "text": row.text,
                             "media": row.media, "scheduled_at": row.scheduled_at.isoformat(), "source": "firebreak"}
                     s.add(FreezeRecord(incident_id=incident_id, scheduled_post_id=row.id, idempotency_key=key,
-                                       action="hold", reason=reason, snapshot=snap, status="done",
+                                       action="hold", reason=reason, snapshot=snap, status=EffectStatus.DONE,
                                        created_at=utcnow(), done_at=utcnow()))
                     held_now.append(snap)
                 row.status, row.updated_at = "held", utcnow()
@@ -175,15 +175,14 @@ def freeze_all(db: Database, audit: AuditLog, playbook: Playbook, connectors: di
     return res
 
 
-def _finish(db: Database, key: str, status: str, error: str | None, *, post_status: str | None = None,
+def _finish(db: Database, key: str, status: EffectStatus, error: str | None, *, post_status: str | None = None,
             outcome: str | None = None, new_time: datetime | None = None) -> None:
+    """Settle a hold or resume and move its post, in one transaction."""
     with db.session() as s:
         rec = s.scalars(select(FreezeRecord).where(FreezeRecord.idempotency_key == key)).one()
-        rec.status, rec.done_at = status, utcnow()
+        rec.status, rec.done_at, rec.error = status, utcnow(), error[:2000] if error else None
         if outcome:
             rec.outcome, rec.new_time = outcome, new_time
-        if error:
-            rec.outcome = f"error: {error}"[:32]
         if post_status:
             post = s.get(PostRow, rec.scheduled_post_id)
             assert post is not None
@@ -224,7 +223,7 @@ def resume_all(db: Database, audit: AuditLog, playbook: Playbook, connectors: di
     """Lift the freeze: every held post goes back by the playbook's rule for overdue ones."""
     res = ResumeResult()
     with db.session() as s:
-        holds = list(s.scalars(select(FreezeRecord).where(FreezeRecord.action == "hold", FreezeRecord.status == "done",
+        holds = list(s.scalars(select(FreezeRecord).where(FreezeRecord.action == "hold", FreezeRecord.status == EffectStatus.DONE,
                                                           FreezeRecord.incident_id.is_(incident_id) if incident_id is None
                                                           else FreezeRecord.incident_id == incident_id)
                                .order_by(FreezeRecord.id)))
@@ -240,19 +239,19 @@ def resume_all(db: Database, audit: AuditLog, playbook: Playbook, connectors: di
         key = f"resume:{incident_id or 'manual'}:{snap['platform']}:{snap['platform_id']}"
         with db.session() as s:
             done = s.scalars(select(FreezeRecord).where(FreezeRecord.idempotency_key == key)).first()
-            if done is not None and done.status == "done":
+            if done is not None and done.status == EffectStatus.DONE:
                 res.resumed += 1
                 continue
             # An earlier attempt may have reached the platform and lost its answer.
             maybe_sent = done is not None
             if done is None:
                 s.add(FreezeRecord(incident_id=incident_id, scheduled_post_id=hold.scheduled_post_id, idempotency_key=key,
-                                   action="resume", reason="all-clear", snapshot=snap, status="intended", created_at=utcnow()))
+                                   action="resume", reason="all-clear", snapshot=snap, status=EffectStatus.INTENDED, created_at=utcnow()))
         original = datetime.fromisoformat(snap["scheduled_at"])
         hits = mentions_crisis(snap["text"], terms)
         if hits:
             # A cheerful post that touches the crisis topic must not go out unseen.
-            _finish(db, key, "done", None, post_status="needs_approval", outcome="needs_approval")
+            _finish(db, key, EffectStatus.DONE, None, post_status="needs_approval", outcome="needs_approval")
             res.needs_approval.append(f"{snap['platform']}:{snap['platform_id']}")
             res.resumed += 1
             audit.append(actor, "resume.needs_approval", f"post:{snap['platform']}:{snap['platform_id']}",
@@ -268,7 +267,7 @@ def resume_all(db: Database, audit: AuditLog, playbook: Playbook, connectors: di
         elif rule == "drop":
             when, outcome = None, "dropped"
         else:  # reapprove
-            _finish(db, key, "done", None, post_status="needs_approval", outcome="needs_approval")
+            _finish(db, key, EffectStatus.DONE, None, post_status="needs_approval", outcome="needs_approval")
             res.needs_approval.append(f"{snap['platform']}:{snap['platform_id']}")
             res.resumed += 1
             continue
@@ -287,7 +286,7 @@ def resume_all(db: Database, audit: AuditLog, playbook: Playbook, connectors: di
                     new_status = "published" if outcome == "published_now" else "scheduled"
         except RejectedRequest as exc:
             if not maybe_sent:
-                _finish(db, key, "failed", str(exc))
+                _finish(db, key, EffectStatus.FAILED, str(exc))
                 raise
             # The platform refuses because the post is no longer held there (Facebook: not an
             # unpublished post; LinkedIn: not a draft; Mastodon: no such scheduled status).
@@ -297,9 +296,9 @@ def resume_all(db: Database, audit: AuditLog, playbook: Playbook, connectors: di
             audit.append(actor, "resume.recovered", f"post:{snap['platform']}:{snap['platform_id']}",
                          {"incident": incident_id, "outcome": outcome, "platform_said": str(exc)[:300]})
         except ConnectorError as exc:
-            _finish(db, key, "failed", str(exc))
+            _finish(db, key, EffectStatus.FAILED, str(exc))
             raise
-        _finish(db, key, "done", None, post_status=new_status, outcome=outcome, new_time=when)
+        _finish(db, key, EffectStatus.DONE, None, post_status=new_status, outcome=outcome, new_time=when)
         res.resumed += 1
         res.published_now += outcome == "published_now"
         res.rescheduled += outcome == "rescheduled"

@@ -21,6 +21,7 @@ from firebreak.tasks.charts import BucketStats
 from firebreak.store.models import (
     Approval,
     Draft,
+    EffectStatus,
     FreezeRecord,
     Incident,
     Mention,
@@ -90,19 +91,19 @@ def gather(db: Database, playbook: Playbook, incident_id: int) -> PostMortem:
     volume = [(b.at.isoformat(), b.total, b.negative) for b in series]
     needs = [r for r in rows if r.answer_status not in (None, "none")]
     handled = [r for r in needs if r.answer_status in HANDLED]
-    delivered = [n for n in notes if n.status == "delivered" and n.kind == "page"]
-    holds = [f for f in freezes if f.action == "hold" and f.status == "done"]
-    published = [p for p in pubs if p.status == "published"]
+    delivered = [n for n in notes if n.status == EffectStatus.DONE and n.kind == "page"]
+    holds = [f for f in freezes if f.action == "hold" and f.status == EffectStatus.DONE]
+    published = [p for p in pubs if p.status == EffectStatus.DONE]
     figures: dict[str, float | None] = {
         "time_to_detect_s (platform time, first post to signal)": _secs(first.created_at if first else None, sig.at if sig else None),
-        "detect_to_first_notification_s": _secs(inc.detected_at, min((n.delivered_at for n in delivered), default=None)),
+        "detect_to_first_notification_s": _secs(inc.detected_at, min((n.done_at for n in delivered), default=None)),
         "detect_to_all_frozen_s": _secs(inc.detected_at, max((f.done_at for f in holds), default=None)),
-        "detect_to_first_statement_s": _secs(inc.detected_at, min((p.published_at for p in published), default=None)),
+        "detect_to_first_statement_s": _secs(inc.detected_at, min((p.done_at for p in published if p.done_at), default=None)),
         "answer_coverage": round(len(handled) / len(needs), 3) if needs else None,
         "mentions_needing_answer": float(len(needs)),
         "statements_published": float(len({p.draft_id for p in published})),
         "posts_held": float(len(holds)),
-        "posts_resumed": float(len([f for f in freezes if f.action == "resume" and f.status == "done"])),
+        "posts_resumed": float(len([f for f in freezes if f.action == "resume" and f.status == EffectStatus.DONE])),
     }
     timeline: list[tuple[str, str]] = []
     if first:
@@ -110,13 +111,13 @@ def gather(db: Database, playbook: Playbook, incident_id: int) -> PostMortem:
     if sig:
         timeline.append((sig.at.isoformat(), f"signal: {sig.volume} mentions vs baseline {sig.baseline:.1f} (platform time)"))
     timeline.append((inc.detected_at.isoformat(), "incident opened"))
-    timeline += [(n.delivered_at.isoformat(), f"paged {n.person or n.target} via {n.channel} (level {n.level})")
-                 for n in delivered if n.delivered_at]
+    timeline += [(n.done_at.isoformat(), f"paged {n.person or n.target} via {n.channel} (level {n.level})")
+                 for n in delivered if n.done_at]
     timeline += [(f.done_at.isoformat(), f"{f.action} {f.snapshot['platform']} post {f.snapshot['platform_id']}"
                   + (f" ({f.outcome})" if f.outcome else "")) for f in freezes if f.done_at]
     timeline += [(d.created_at.isoformat(), f"draft {d.kind} #{d.sequence} v{d.version} ready") for d in drafts]
     timeline += [(a.at.isoformat(), f"{a.decision} by {a.approver} as {a.role} via {a.channel}") for a in approvals]
-    timeline += [(p.published_at.isoformat(), f"published on {p.platform}") for p in published if p.published_at]
+    timeline += [(p.done_at.isoformat(), f"published on {p.platform}") for p in published if p.done_at]
     if inc.resolved_at:
         timeline.append((inc.resolved_at.isoformat(), "resolved"))
     timeline.sort()

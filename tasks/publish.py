@@ -2,9 +2,9 @@
 order, exactly once per platform across retries and crashes. Also runs Firebreak's own
 publishing queue (scheduled posts for platforms without native scheduling).
 
-Exactly-once: the Publication row (idempotency key, the hash of the exact text, the
-approved draft hash) is committed *before* the call and `attempts` is bumped first. On a
-rerun, a row with attempts > 0 that is not `published` may or may not have gone out:
+Exactly-once: the Publication record (store/effects.py: idempotency key, the hash of the
+exact text, the approved draft hash) is committed *before* the call and `attempts` is bumped
+first. On a rerun, a record with attempts > 0 that is not `done` may or may not have gone out:
 the platform is asked (`find_published`) before anything is sent again. Thread parts are
 recorded one by one, so a crash mid-thread resumes at the missing part.
 """
@@ -24,7 +24,8 @@ from firebreak.domain import Platform, PublishResult, parts_sha256, utcnow, vari
 from firebreak.errors import ConnectorError, NotSent, PolicyViolation
 from firebreak.store.db import Database
 from firebreak.store.queries import open_incident_for
-from firebreak.store.models import Draft, Incident, Publication
+from firebreak.store import effects
+from firebreak.store.models import Draft, EffectStatus, Incident, Publication
 from firebreak.store.models import ScheduledPost as PostRow
 from firebreak.tasks.approve import approval_status
 
@@ -41,29 +42,22 @@ class Published:
 
 
 def _ensure_row(db: Database, incident_id: int, draft: Draft, platform: Platform, parts: list[str]) -> Publication:
-    key = f"pub:{draft.id}:{platform.value}"
     with db.session() as s:
-        row = s.scalars(select(Publication).where(Publication.idempotency_key == key)).first()
-        if row is None:
-            row = Publication(incident_id=incident_id, draft_id=draft.id, platform=platform.value, idempotency_key=key,
-                              sha256=parts_sha256(parts), approved_sha256=draft.sha256, status="intended",
-                              attempts=0, part_ids=[], created_at=utcnow())
-            s.add(row)
+        row, _ = effects.intend(s, Publication, f"pub:{draft.id}:{platform.value}", incident_id=incident_id,
+                                draft_id=draft.id, platform=platform.value, sha256=parts_sha256(parts),
+                                approved_sha256=draft.sha256, part_ids=[])
         return row
 
 
 def _update(db: Database, key: str, **fields: object) -> None:
-    with db.session() as s:
-        row = s.scalars(select(Publication).where(Publication.idempotency_key == key)).one()
-        for k, v in fields.items():
-            setattr(row, k, v)
+    effects.update(db, Publication, key, **fields)
 
 
 def publish_to(db: Database, audit: AuditLog, conn: Connector, incident_id: int, draft: Draft, parts: list[str]) -> Published:
     row = _ensure_row(db, incident_id, draft, conn.platform, parts)
     key = row.idempotency_key
-    if row.status == "published":
-        return Published(row.platform, row.remote_id or "", row.sha256, row.published_at or utcnow(), already=True)
+    if row.status == EffectStatus.DONE:
+        return Published(row.platform, row.remote_id or "", row.sha256, row.done_at or utcnow(), already=True)
     part_ids: list[str] = list(row.part_ids or [])
     if row.attempts > 0 and len(part_ids) < len(parts):
         # The last attempt's outcome is unknown: ask the platform before sending again.
@@ -89,7 +83,7 @@ def publish_to(db: Database, audit: AuditLog, conn: Connector, incident_id: int,
         first = first or result
         _update(db, key, part_ids=part_ids)
     at = utcnow()
-    _update(db, key, status="published", remote_id=part_ids[0], url=first.url if first else None, published_at=at, error=None)
+    effects.settle(db, Publication, key, EffectStatus.DONE, at=at, remote_id=part_ids[0], url=first.url if first else None)
     audit.append("firebreak", "publish.published", f"incident:{incident_id}",
                  {"platform": conn.platform.value, "draft": draft.id, "version": draft.version, "kind": draft.kind,
                   "sha256": row.sha256, "approved_sha256": draft.sha256, "remote_ids": part_ids})

@@ -22,7 +22,7 @@ from firebreak.audit import AuditLog
 from firebreak.config.playbook import Playbook
 from firebreak.connectors.notify import Notifier
 from firebreak.store.db import Database
-from firebreak.store.models import Approval, Draft, Notification
+from firebreak.store.models import Approval, Draft, EffectStatus, Notification
 from firebreak.tasks import approve as approve_mod
 from firebreak.tasks.notify import Outgoing, preferred_channel, send_once
 
@@ -41,7 +41,7 @@ def _last_slot(db: Database, draft_id: int, person: str) -> tuple[int, bool]:
     with db.session() as s:
         rows = s.execute(select(Notification.idempotency_key, Notification.status)
                          .where(Notification.idempotency_key.startswith(prefix))).all()
-    last = max(((int(k.removeprefix(prefix)), st == "delivered") for k, st in rows), default=(0, True))
+    last = max(((int(k.removeprefix(prefix)), st == EffectStatus.DONE) for k, st in rows), default=(0, True))
     return last
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from firebreak.clock import VirtualClock
 from firebreak.config.logging import get_logger
 from firebreak.errors import FirebreakError
-from firebreak.store.models import Approval, Draft, Notification
+from firebreak.store.models import Approval, Draft, EffectStatus, Notification
 from firebreak.store.queries import IncidentStatus, open_incidents
 from firebreak.tasks import approve as approve_mod
 from firebreak.tasks.escalate import acknowledge
@@ -72,7 +72,7 @@ class DrillOperator:
             incidents = list(s.scalars(open_incidents()))
             drafts = list(s.scalars(select(Draft).where(Draft.status == "pending", Draft.flow_run_id.is_not(None))))
             pages = list(s.scalars(select(Notification).where(Notification.kind == "page",
-                                                              Notification.status == "delivered")))
+                                                              Notification.status == EffectStatus.DONE)))
         for inc in incidents:
             if "freeze" in inc.summary.stages and inc.id not in self._sped_up:
                 self._sped_up.add(inc.id)

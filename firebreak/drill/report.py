@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from firebreak.drill.mailbox import Mailbox
 from firebreak.sandbox.server import SandboxServer
 from firebreak.domain import parts_sha256
-from firebreak.store.models import Approval, Draft, FreezeRecord, Incident, Mention, Notification, Publication
+from firebreak.store.models import (Approval, Draft, EffectStatus, FreezeRecord, Incident, Mention, Notification,
+                                    Publication)
 from firebreak.store.models import ScheduledPost as PostRow
 from firebreak.flows.runtime import Runtime
 
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
 
 STAGES = ["monitor", "detect", "classify", "escalate", "freeze", "draft", "approve", "publish", "follow_up",
           "resolve", "resume", "postmortem"]
+
+
+# The report speaks of notifications in their own words, as it always has.
+_NOTIFICATION_STATUS = {EffectStatus.INTENDED: "pending", EffectStatus.DONE: "delivered", EffectStatus.FAILED: "failed"}
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -47,7 +52,7 @@ def build_report(setup: "DrillSetup", rt: Runtime, sandbox: SandboxServer, mailb
         drafts = list(s.scalars(select(Draft).where(Draft.incident_id == incident_id).order_by(Draft.id)))
         approvals = list(s.scalars(select(Approval).where(Approval.draft_id.in_([d.id for d in drafts])).order_by(Approval.at)))
         pubs = list(s.scalars(select(Publication).where(Publication.incident_id == incident_id,
-                                                        Publication.status == "published").order_by(Publication.published_at)))
+                                                        Publication.status == EffectStatus.DONE).order_by(Publication.done_at)))
         freezes = list(s.scalars(select(FreezeRecord).where(FreezeRecord.incident_id == incident_id)))
         own = list(s.scalars(select(PostRow).where(PostRow.source == "firebreak")))
     stages_rec = {**inc.summary.drill_stages, **inc.summary.stages}
@@ -63,8 +68,8 @@ def build_report(setup: "DrillSetup", rt: Runtime, sandbox: SandboxServer, mailb
               or any(h.get("action") == "held" for h in sp.history)]
     waiting_own = [p for p in own if p.scheduled_at > detected_pt or p.status != "published"]
     found = len({(sp.platform.value, sp.id) for sp in native}) + len(waiting_own)
-    holds = [f for f in freezes if f.action == "hold" and f.status == "done"]
-    resumes = [f for f in freezes if f.action == "resume" and f.status == "done"]
+    holds = [f for f in freezes if f.action == "hold" and f.status == EffectStatus.DONE]
+    resumes = [f for f in freezes if f.action == "resume" and f.status == EffectStatus.DONE]
     during = [p for posts in state.posts.values() for p in posts if p.source == "scheduled"
               and p.created_at >= detected_pt and (resume_pt is None or p.created_at < resume_pt)]
     during += [p for p in own if p.published_at and inc.detected_at <= p.published_at
@@ -81,7 +86,7 @@ def build_report(setup: "DrillSetup", rt: Runtime, sandbox: SandboxServer, mailb
     origin_pub = next((p for p in pubs if p.platform == inc.origin_platform
                        and drafts_by_id[p.draft_id].kind == "holding"), None)
     holding = next((d for d in drafts if d.kind == "holding" and d.status in ("approved", "published")), None)
-    first_page = min((n.delivered_at for n in notes if n.kind == "page" and n.delivered_at), default=None)
+    first_page = min((n.done_at for n in notes if n.kind == "page" and n.status == EffectStatus.DONE), default=None)
     holding_draft_first = next((d for d in drafts if d.kind == "holding"), None)
     verify = rt.audit.verify()
     report = {
@@ -94,7 +99,8 @@ def build_report(setup: "DrillSetup", rt: Runtime, sandbox: SandboxServer, mailb
         "mentions": {"expected": setup.scenario.expected_mentions, "ingested": rt.extras.get("mentions_received", 0),
                      "unique": unique},
         "notifications": [{"channel": n.channel, "target": n.target, "level": n.level, "round": n.round, "kind": n.kind,
-                           "person": n.person, "status": n.status, "delivered_at": _iso(n.delivered_at)} for n in notes],
+                           "person": n.person, "status": _NOTIFICATION_STATUS[n.status],
+                           "delivered_at": _iso(n.done_at) if n.status == EffectStatus.DONE else None} for n in notes],
         "scheduled_posts": {"found": found, "frozen": len(holds), "resumed": len(resumes),
                             "resume_outcomes": dict(Counter(f.outcome for f in resumes)),
                             "published_during_freeze": len(during)},
@@ -105,7 +111,7 @@ def build_report(setup: "DrillSetup", rt: Runtime, sandbox: SandboxServer, mailb
                        "sha256": a.sha256, "at": _iso(a.at)} for a in approvals],
         "publications": [{"platform": p.platform, "kind": drafts_by_id[p.draft_id].kind, "sha256": p.sha256,
                           "approved_sha256": p.approved_sha256, "approved": p.approved_sha256 in approved_hashes,
-                          "remote_id": p.remote_id, "at": _iso(p.published_at)} for p in pubs],
+                          "remote_id": p.remote_id, "at": _iso(p.done_at)} for p in pubs],
         "publications_duplicated": sum(n - 1 for n in received.values() if n > 1),
         # Which platforms received the same text more than once, and how many extra times.
         "publications_duplicated_by_platform": dict(Counter({p: n - 1 for (p, _), n in received.items() if n > 1})),
@@ -117,7 +123,7 @@ def build_report(setup: "DrillSetup", rt: Runtime, sandbox: SandboxServer, mailb
             "detect_to_all_frozen": _secs(inc.detected_at, max((f.done_at for f in holds), default=None)),
             "detect_to_draft_ready": _secs(inc.detected_at, holding_draft_first.ready_at if holding_draft_first else None),
             "approval_to_origin_published": _secs(holding.approved_at if holding else None,
-                                                  origin_pub.published_at if origin_pub else None),
+                                                  origin_pub.done_at if origin_pub else None),
         },
         "artifacts": {"postmortem_html": result["response"].get("postmortem_html"),
                       "crisis_page_html": str(rt.settings.data_dir / "crisis-page" / "index.html")},

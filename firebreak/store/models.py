@@ -2,9 +2,9 @@
 create_all in production code; tests/store/test_migrations.py checks the two agree.
 
 Conventions: times are timezone-aware UTC in Python and stored as UTC; every side effect
-table (notifications, freeze records, publications) has a unique `idempotency_key`
-written *before* the external call, with a `status` that tells after a crash whether the
-call is known to have happened.
+(a notification, a hold or resume, a publication, an engagement) is one kind of record,
+`SideEffect`: a unique `idempotency_key` written *before* the external call, with a `status`
+that tells after a crash whether the call is known to have happened.
 """
 
 from __future__ import annotations
@@ -110,6 +110,25 @@ class SummaryJSON(TypeDecorator):
         return IncidentSummary.model_validate(value or {})
 
 
+class EffectStatus(StrEnum):
+    INTENDED = "intended"  # recorded before the call; while it stays so, the call may or may not have happened
+    DONE = "done"  # the call is known to have happened (or, for a deliberate skip, was settled)
+    FAILED = "failed"  # the call was refused or could not be made; a later attempt may try again
+
+
+class SideEffect:
+    """What every "intended → done | failed" record has: the key written before the call,
+    the outcome after it, and how many attempts were made (an attempt > 0 that is not done
+    may have reached the platform: look it up before sending again)."""
+
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    status: Mapped[EffectStatus] = mapped_column(_enum(EffectStatus), default=EffectStatus.INTENDED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
 
@@ -203,12 +222,13 @@ class Incident(Base):
     drill: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class Notification(Base):
+class Notification(SideEffect, Base):
+    """A page, briefing, one-time code or reminder; done = delivered to the channel."""
+
     __tablename__ = "notifications"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
-    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     kind: Mapped[str] = mapped_column(String(16), default="page")  # page | briefing | code | reminder
     channel: Mapped[str] = mapped_column(String(16))
     target: Mapped[str] = mapped_column(String(256))
@@ -217,10 +237,6 @@ class Notification(Base):
     round: Mapped[int] = mapped_column(Integer, default=0)
     subject: Mapped[str] = mapped_column(String(256), default="")
     body: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
-    error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime]
-    delivered_at: Mapped[datetime | None]
 
 
 class ScheduledPost(Base):
@@ -242,22 +258,20 @@ class ScheduledPost(Base):
     updated_at: Mapped[datetime]
 
 
-class FreezeRecord(Base):
+class FreezeRecord(SideEffect, Base):
+    """Holding or resuming one scheduled post."""
+
     __tablename__ = "freeze_records"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
     scheduled_post_id: Mapped[int] = mapped_column(ForeignKey("scheduled_posts.id"))
-    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     action: Mapped[str] = mapped_column(String(16))  # hold | resume
     reason: Mapped[str] = mapped_column(Text)
     # Exactly what was held: text, media, time, platform id, as recorded before the hold.
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
     outcome: Mapped[str | None] = mapped_column(String(32))  # resume: rescheduled | published | dropped …
     new_time: Mapped[datetime | None]
-    status: Mapped[str] = mapped_column(String(16), default="intended")  # intended | done | failed
-    created_at: Mapped[datetime]
-    done_at: Mapped[datetime | None]
 
 
 class Draft(Base):
@@ -297,7 +311,9 @@ class Approval(Base):
     expires_at: Mapped[datetime | None]
 
 
-class Publication(Base):
+class Publication(SideEffect, Base):
+    """One approved statement on one platform (a thread: every part); done = published."""
+
     __tablename__ = "publications"
     __table_args__ = (UniqueConstraint("draft_id", "platform", name="uq_publication_draft_platform"),)
 
@@ -305,17 +321,11 @@ class Publication(Base):
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
     draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id"))
     platform: Mapped[str] = mapped_column(String(16))
-    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     sha256: Mapped[str] = mapped_column(String(64))  # of the exact text posted on this platform
     approved_sha256: Mapped[str] = mapped_column(String(64))  # the draft hash the approvals bind
-    status: Mapped[str] = mapped_column(String(16), default="intended")  # intended | published | failed
     remote_id: Mapped[str | None] = mapped_column(String(256))  # first post (the thread's root)
     url: Mapped[str | None] = mapped_column(String(512))
     part_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)  # remote id per thread part, as posted
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime]
-    published_at: Mapped[datetime | None]
 
 
 class AuditEvent(Base):
@@ -359,7 +369,7 @@ class Alert(Base):
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
 
 
-class Engagement(Base):
+class Engagement(SideEffect, Base):
     """One action on one mention (a reply, moving it to a private channel, hiding abuse, a
     deliberate skip), exactly once: the key is written before the platform call."""
 
@@ -368,16 +378,11 @@ class Engagement(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     mention_id: Mapped[int] = mapped_column(ForeignKey("mentions.id"))
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
-    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     action: Mapped[str] = mapped_column(String(16))  # reply | private | hide | skip
     template: Mapped[str | None] = mapped_column(String(64))
     text: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16), default="intended")  # intended | done | failed
     remote_id: Mapped[str | None] = mapped_column(String(256))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime]
-    done_at: Mapped[datetime | None]
 
 
 class ApprovalCode(Base):

@@ -52,7 +52,7 @@ def test_lost_response_is_looked_up_not_reposted(db, audit, playbook) -> None:  
     assert all(len(p.posts) == 1 for p in plats.values())
     with db.session() as s:
         rows = s.query(Publication).all()
-    assert len(rows) == 6 and all(r.status == "published" and r.approved_sha256 == d.sha256 for r in rows)
+    assert len(rows) == 6 and all(r.status == "done" and r.approved_sha256 == d.sha256 for r in rows)
 
 
 def test_thread_resumes_at_the_missing_part(db, audit, playbook) -> None:  # type: ignore[no-untyped-def]

@@ -41,3 +41,52 @@ def test_times_come_back_aware_utc(db) -> None:  # type: ignore[no-untyped-def]
     with db.session() as s:
         got = s.scalars(select(MentionRow.created_at)).one()
     assert got.tzinfo is not None and abs((got - now).total_seconds()) < 1e-3
+
+
+def _insert(conn, table: str, **values):  # type: ignore[no-untyped-def]
+    """A row in a table as an older revision made it: every NOT NULL column gets a plain value."""
+    import sqlalchemy as sa
+
+    t = sa.Table(table, sa.MetaData(), autoload_with=conn)
+    filler = {sa.Integer: 0, sa.String: "x", sa.Text: "x", sa.JSON: {}, sa.Boolean: False, sa.Float: 0.0,
+              sa.DateTime: utcnow()}
+    row = {}
+    for col in t.columns:
+        if col.name in values or col.nullable or col.primary_key:
+            continue
+        row[col.name] = next((v for k, v in filler.items() if isinstance(col.type, k)), "x")
+    return conn.execute(t.insert().values(**row, **values)).inserted_primary_key[0]
+
+
+def test_upgrading_to_one_side_effect_record_keeps_every_outcome(test_databases, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Migration 0005: notifications said pending/delivered (delivered_at), publications
+    published (published_at); after it every side effect says intended/done/failed and done_at."""
+    import sqlalchemy as sa
+
+    from firebreak.store.db import Database
+    from firebreak.store.models import EffectStatus, Notification, Publication
+
+    url = test_databases.url(tmp_path, "upgrade")
+    database = Database(url)
+    try:
+        database.migrate("0004")
+        when = utcnow()
+        with database.engine.begin() as c:
+            inc = _insert(c, "incidents", status="open")
+            draft = _insert(c, "drafts", incident_id=inc)
+            for key, status, at in [("n-sent", "delivered", when), ("n-open", "pending", None), ("n-bad", "failed", None)]:
+                _insert(c, "notifications", idempotency_key=key, status=status, delivered_at=at)
+            _insert(c, "publications", incident_id=inc, draft_id=draft, idempotency_key="p-done", status="published",
+                    published_at=when, attempts=1)
+            _insert(c, "publications", incident_id=inc, draft_id=draft, idempotency_key="p-open", status="intended", platform="y",
+                    attempts=1)
+        database.migrate()
+        with database.session() as s:
+            notes = {n.idempotency_key: (n.status, n.done_at is not None) for n in s.scalars(sa.select(Notification))}
+            pubs = {p.idempotency_key: (p.status, p.done_at is not None) for p in s.scalars(sa.select(Publication))}
+        assert notes == {"n-sent": (EffectStatus.DONE, True), "n-open": (EffectStatus.INTENDED, False),
+                         "n-bad": (EffectStatus.FAILED, False)}
+        assert pubs == {"p-done": (EffectStatus.DONE, True), "p-open": (EffectStatus.INTENDED, False)}
+    finally:
+        database.dispose()
+        test_databases.drop(url)

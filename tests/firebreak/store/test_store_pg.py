@@ -15,7 +15,7 @@ from firebreak.store.db import Database
 from firebreak.store.models import AuditEvent, Base
 
 pytestmark = pytest.mark.postgres
-HEAD = "0004"
+HEAD = "0005"
 
 
 def _empty(database: Database) -> None:
