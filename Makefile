@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_EXTRA_LOGGERS := firebreak
 
-.PHONY: setup drill test test-postgres test-fast bench lock clean
+.PHONY: setup drill test test-all test-postgres test-fast bench lock clean
 
 setup: $(STAMP)
 
@@ -20,8 +20,14 @@ $(STAMP): requirements.lock pyproject.toml
 drill: $(STAMP)
 	$(BIN)/firebreak drill --report .firebreak/drill-report.json
 
+# The whole suite; the chaos, crash and benchmark tests (marked slow) with small counts.
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The whole suite with the slow tests at their full counts (200 fault schedules, 51 publish
+# crashes, 32 crashes per freeze stage, bigger benchmarks). CI runs it after `make test`.
+test-all: $(STAMP)
+	FIREBREAK_TEST_FULL=1 $(BIN)/python -m pytest
 
 # The same suite with every database on PostgreSQL (a fresh database per test that builds one;
 # server: FIREBREAK_TEST_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/postgres).
@@ -29,7 +35,7 @@ test-postgres: $(STAMP)
 	FIREBREAK_TEST_DATABASE=postgresql $(BIN)/python -m pytest
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not integration"
+	$(BIN)/python -m pytest -m "not integration and not slow"
 
 bench: $(STAMP)
 	$(BIN)/firebreak bench all --runs 3

@@ -1,9 +1,15 @@
+import pytest
+
 from firebreak.bench.detect import bench_detect, format_report
+from tests.conftest import scaled
+
+pytestmark = pytest.mark.slow
 
 
 def test_bench_detect_times_both_ways_and_checks_they_agree(playbook) -> None:  # type: ignore[no-untyped-def]
-    r = bench_detect(playbook, n_mentions=3000, runs=2)
-    assert r["mentions"] == 3000 and r["runs"] == 2 and r["database"] == "sqlite"
+    n, runs = scaled(3000, 20_000), scaled(2, 3)
+    r = bench_detect(playbook, n_mentions=n, runs=runs)
+    assert r["mentions"] == n and r["runs"] == runs and r["database"] == "sqlite"
     assert r["buckets"] == playbook.detection.history_days * 24 * 60 // playbook.detection.bucket_minutes
     assert all(v > 0 for v in r["median_s"].values())
     ratio = r["median_s"]["rows"] / r["median_s"]["sql"]  # from the rounded medians: a loose match

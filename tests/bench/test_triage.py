@@ -1,5 +1,9 @@
+import pytest
+
 from firebreak.bench.triage import bench_triage, print_bench_triage
 from firebreak.tasks.triage import Triage
+
+pytestmark = pytest.mark.slow
 
 
 def test_bench_triage_reports_both_rates_and_ratio(capsys) -> None:  # type: ignore[no-untyped-def]

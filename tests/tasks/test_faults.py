@@ -63,11 +63,13 @@ from firebreak.domain import Platform, utcnow
 from firebreak.errors import CircuitOpen, RateLimited, TransientError
 from firebreak.store.db import Database
 from firebreak.store.models import FreezeRecord, Mention
+from tests.conftest import scaled
 from tests.fakes import make_incident
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SCHEDULES = int(os.environ.get("FIREBREAK_FAULT_SCHEDULES", "200"))  # the issue asks for at least 200
+# At least 200 in `make test-all`; a quick 40 in `make test` (every fault kind still lands on every platform).
+SCHEDULES = int(os.environ.get("FIREBREAK_FAULT_SCHEDULES", scaled(40, 200)))
 MENTIONS_PER_PLATFORM = 11
 PAGE_SIZE = 10
 MAX_TASK_ATTEMPTS = 40  # far more than any schedule needs; a loop means a stuck chain
@@ -256,7 +258,7 @@ def run_schedule(seed: int, world: dict[str, Any], playbook: Playbook, figures: 
     figures.publications += sum(len(v) for v in variants.values())
 
 
-def test_chain_loses_and_repeats_nothing_under_200_fault_schedules(world, playbook) -> None:  # type: ignore[no-untyped-def]
+def test_chain_loses_and_repeats_nothing_under_random_fault_schedules(world, playbook) -> None:  # type: ignore[no-untyped-def]
     figures = Figures()
     started = time.monotonic()
     dbs = world["databases"]

@@ -59,12 +59,13 @@ from firebreak.store.db import Database
 from firebreak.store.models import AuditEvent, FreezeRecord
 from firebreak.store.models import ScheduledPost as PostRow
 from firebreak.tasks.freeze import freeze_all, resume_all
+from tests.conftest import scaled
 from tests.fakes import make_incident
 
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-TRIALS = 32  # per stage
+TRIALS = scaled(8, 32)  # per stage
 SCHEDULING = (Platform.FACEBOOK, Platform.LINKEDIN, Platform.MASTODON)
 CRASHED = 137
 
