@@ -8,28 +8,37 @@
   ApiClient already translates (throttling -> 429 + Retry-After, OAuth -> 401,
   permissions -> 403, transient -> 503, duplicate post -> 409) and the usage percentages
   onto `X-RateLimit-*`. The translation to Firebreak errors therefore stays in one place.
-- `Watermark` / `WindowAccumulator`: a compact high-water mark (it must fit the store's
-  256-character column) that does not lose comments that arrive on one post while the
-  drain is busy with another. Also used by LinkedIn, which has the same many-threads shape.
-- Opaque drain cursors (`encode_cursor` / `decode_cursor`) and Graph time parsing.
+- `GraphConnector`: the comments drain is the shared own-posts -> comments walk
+  (`_comments.CommentsPager`, also used by LinkedIn, which has the same many-threads shape);
+  this module supplies Graph's side of it (edges, fields, `paging.cursors.after`). The
+  mentions drain reads one edge with the same high-water window (`Watermark`,
+  `WindowAccumulator`, which live in `_comments` and are re-exported here).
+- Graph time parsing.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 
 from firebreak.config.settings import PlatformSettings
+from firebreak.connectors._comments import (
+    CommentsPage,
+    CommentsPager,
+    PostsPage,
+    Position,
+    Watermark as Watermark,
+    WindowAccumulator as WindowAccumulator,
+    decode_cursor as decode_cursor,
+    encode_cursor as encode_cursor,
+)
 from firebreak.connectors.base import Connector
 from firebreak.domain import Mention, MentionPage
-from firebreak.errors import ConfigError, NotSupported
+from firebreak.errors import NotSupported
 
 # Graph error codes that mean "slow down" (app, user, page, custom and business-use-case limits).
 THROTTLE_CODES = frozenset({4, 17, 32, 613, 80001, 80002, 80004, 80005, 80006, 80008, 80014})
@@ -141,133 +150,13 @@ def to_ms(dt: datetime) -> int:
     return int(dt.timestamp() * 1000)
 
 
-# -- cursors -----------------------------------------------------------------------------------
-def encode_cursor(state: dict[str, Any]) -> str:
-    raw = json.dumps(state, separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
-    if not cursor:
-        return None
-    pad = "=" * (-len(cursor) % 4)
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + pad))
-    except (ValueError, TypeError):
-        raise ConfigError(f"unreadable mention cursor {cursor[:40]!r}") from None
-    return data if isinstance(data, dict) else None
-
-
-# -- high-water mark -----------------------------------------------------------------------------
-_HASH_LEN = 5  # 30 bits: a collision inside one window of a few dozen ids is ~1e-6
-_BUDGET = 256  # IngestCursor.high_water is String(256)
-_KEEP = 2 * _BUDGET // _HASH_LEN  # more ids than the watermark can hold, never more than needed
-
-
-def id_hash(item_id: str) -> str:
-    digest = hashlib.blake2b(item_id.encode(), digest_size=6).digest()
-    return base64.urlsafe_b64encode(digest).decode()[:_HASH_LEN]
-
-
-@dataclass(frozen=True)
-class Watermark:
-    """Everything created before `start` (ms) was ingested; in [start, top] exactly the ids
-    whose hashes are in `seen` were. A later drain re-reads from `start`, so a comment that
-    landed on post A while the previous drain was reading post B (older than the newest item
-    that drain saw, but never returned) is still found. The lag bounds that protection."""
-
-    start: int
-    top: int
-    seen: frozenset[str]
-
-    @classmethod
-    def parse(cls, value: str | None) -> "Watermark | None":
-        if not value:
-            return None
-        try:
-            tag, start, top, hashes = value.split(":", 3)
-            if tag != "w1":
-                raise ValueError(tag)
-            seen = frozenset(hashes[i:i + _HASH_LEN] for i in range(0, len(hashes), _HASH_LEN))
-            return cls(int(start), int(top), seen)
-        except ValueError:
-            raise ConfigError(f"unreadable high-water mark {value[:40]!r}") from None
-
-    def is_new(self, ts_ms: int, item_id: str) -> bool:
-        return ts_ms >= self.start and id_hash(item_id) not in self.seen
-
-    def dump(self) -> str:
-        return f"w1:{self.start}:{self.top}:{''.join(sorted(self.seen))}"
-
-
-@dataclass
-class WindowAccumulator:
-    """Collects (time, id-hash) of the items a drain sees inside the window; carried in the
-    drain cursor between pages and turned into the next Watermark at the end.
-
-    Only the newest `_KEEP` items (plus ties) are kept, because the watermark can hold no
-    more than that anyway; `pruned_below` remembers where that cut fell so the watermark
-    never claims to know ids it no longer has."""
-
-    lag_ms: int
-    floor: int = 0  # previous watermark's start: nothing older was re-read, so nothing older is known
-    top: int = 0
-    items: list[tuple[int, str]] = field(default_factory=list)
-    pruned_below: int = 0
-
-    def add(self, ts_ms: int, item_id: str) -> None:
-        if ts_ms < self.floor:
-            return
-        self.top = max(self.top, ts_ms)
-        self.items.append((ts_ms, id_hash(item_id)))
-        if len(self.items) > 2 * _KEEP:  # amortised: prune halves the list at most every _KEEP adds
-            self._prune()
-
-    def _prune(self) -> None:
-        kept = sorted({(t, h) for t, h in self.items if t >= self.top - self.lag_ms}, reverse=True)
-        if len(kept) > _KEEP:
-            boundary = kept[_KEEP - 1][0]
-            self.pruned_below = max(self.pruned_below, boundary)
-            kept = [(t, h) for t, h in kept if t >= boundary]
-        self.items = kept
-
-    def result(self, previous: Watermark | None) -> str | None:
-        if not self.items:
-            return previous.dump() if previous else None
-        top = max(self.top, previous.top if previous else 0)
-        start = max(top - self.lag_ms, self.floor, self.pruned_below)
-        kept = sorted({(t, h) for t, h in self.items if t >= start}, reverse=True)
-        room = (_BUDGET - len(f"w1:{start}:{top}:")) // _HASH_LEN
-        if len(kept) > room:
-            # Too many ids for the column: shrink the window to the newest ones, never
-            # splitting one timestamp (an id left out of a window would be returned again).
-            boundary = kept[room - 1][0]
-            start = boundary + 1 if kept[room][0] == boundary else boundary
-            kept = [(t, h) for t, h in kept if t >= start]
-        return Watermark(start, top, frozenset(h for _, h in kept)).dump()
-
-    def to_json(self) -> dict[str, Any]:
-        self._prune()
-        return {"lag": self.lag_ms, "floor": self.floor, "top": self.top, "cut": self.pruned_below,
-                "items": [list(i) for i in self.items]}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "WindowAccumulator":
-        return cls(int(data["lag"]), int(data["floor"]), int(data["top"]),
-                   [(int(t), str(h)) for t, h in data.get("items", [])], int(data.get("cut", 0)))
-
-    @classmethod
-    def start_for(cls, previous: Watermark | None, lag_ms: int) -> "WindowAccumulator":
-        return cls(lag_ms, previous.start if previous else 0)
-
-
 # -- the drain both Graph connectors share ------------------------------------------------------
 class GraphConnector(Connector):
     """Facebook Page and Instagram: comments are threads under the brand's own posts, so a
-    comments drain walks the newest `max_posts` posts (newest first) and each post's
-    comments; a mentions drain walks one edge, newest first. One fetch_mentions call makes
-    at most `max_calls` requests and returns as soon as it has something, so a crash costs at
-    most one page (the cursor after each page is enough to resume)."""
+    comments drain is the shared walk (`CommentsPager`) over the newest `max_posts` posts
+    (newest first) and each post's comments; a mentions drain walks one edge, newest first.
+    One fetch_mentions call makes at most `max_calls` requests and returns as soon as it has
+    something, so a crash costs at most one page (the cursor after each page is enough to resume)."""
 
     api_host = "https://graph.facebook.com"
     # Comments that arrive on one post while the drain reads another are found next time if
@@ -310,61 +199,41 @@ class GraphConnector(Connector):
         wm = Watermark.parse(since)
         limit = max(1, min(limit, 100))
         if stream == "comments":
-            return self._drain_comments(wm, decode_cursor(cursor), limit)
+            return self._comments_pager().fetch(wm, cursor, limit)
         return self._drain_edge(wm, decode_cursor(cursor), limit)
 
-    def _accept(self, wm: Watermark | None, acc: WindowAccumulator, item: dict[str, Any]) -> bool:
-        ts = to_ms(self.item_time(item))
-        acc.add(ts, str(item["id"]))
-        return wm is None or wm.is_new(ts, str(item["id"]))
+    def _item_key(self, item: dict[str, Any]) -> tuple[int, str]:
+        return to_ms(self.item_time(item)), str(item["id"])
 
-    def _drain_comments(self, wm: Watermark | None, st: dict[str, Any] | None, limit: int) -> MentionPage:
-        if st is None:
-            st = {"acc": WindowAccumulator.start_for(wm, self.lag_ms).to_json(), "posts_after": None,
-                  "posts_done": False, "queue": [], "scanned": 0, "post": None, "after": None}
-        acc = WindowAccumulator.from_json(st["acc"])
-        out: list[Mention] = []
-        calls = 0
-        while calls < self.max_calls and not out:
-            if st["post"] is None:
-                if st["queue"]:
-                    st["post"], st["after"] = st["queue"].pop(0), None
-                    continue
-                if st["posts_done"]:
-                    break
-                params: dict[str, Any] = {"fields": ",".join(self.post_fields), "limit": 25}
-                if st["posts_after"]:
-                    params["after"] = st["posts_after"]
-                page = self.http.get_json(f"{self.account_id}/{self.posts_edge}", params=params)
-                calls += 1
-                room = self.max_posts - st["scanned"]
-                ids = [str(p["id"]) for p in page.get("data", [])][:room]
-                st["queue"].extend(ids)
-                st["scanned"] += len(ids)
-                st["posts_after"] = _next_after(page)
-                st["posts_done"] = st["posts_after"] is None or st["scanned"] >= self.max_posts
-                continue
-            params = {"fields": ",".join(self.comment_fields), "limit": limit, **self.comment_params(wm)}
-            if st["after"]:
-                params["after"] = st["after"]
-            page = self.http.get_json(f"{st['post']}/comments", params=params)
-            calls += 1
-            older_reached = False
-            for item in page.get("data", []):
-                if self._accept(wm, acc, item):
-                    m = self.map_comment(item, st["post"])
-                    if m is not None:
-                        out.append(m)
-                elif self.comments_newest_first and wm is not None and to_ms(self.item_time(item)) < wm.start:
-                    older_reached = True
-            st["after"] = None if older_reached else _next_after(page)
-            if st["after"] is None:
-                st["post"] = None
-        done = st["post"] is None and not st["queue"] and st["posts_done"]
-        if done:
-            return MentionPage(out, None, acc.result(wm))
-        st["acc"] = acc.to_json()
-        return MentionPage(out, encode_cursor(st))
+    def _accept(self, wm: Watermark | None, acc: WindowAccumulator, item: dict[str, Any]) -> bool:
+        ts, item_id = self._item_key(item)
+        acc.add(ts, item_id)
+        return wm is None or wm.is_new(ts, item_id)
+
+    # Graph's side of the own-posts -> comments walk ------------------------------------------
+    def _comments_pager(self) -> CommentsPager:
+        return CommentsPager(posts_page=self._own_posts_page, comments_page=self._post_comments_page,
+                             comment_key=self._item_key, to_mention=self.map_comment,
+                             max_posts=self.max_posts, max_calls=self.max_calls, lag_ms=self.lag_ms,
+                             newest_first=self.comments_newest_first)
+
+    def _own_posts_page(self, after: Position, room: int) -> PostsPage:
+        """A page of the account's posts; only the first `room` are read (and count)."""
+        params: dict[str, Any] = {"fields": ",".join(self.post_fields), "limit": 25}
+        if after:
+            params["after"] = after
+        page = self.http.get_json(f"{self.account_id}/{self.posts_edge}", params=params)
+        ids = [str(p["id"]) for p in page.get("data", [])][:room]
+        return PostsPage(ids, _next_after(page), counted=len(ids))
+
+    def _post_comments_page(self, post_id: str, after: Position, limit: int,
+                            since: Watermark | None) -> CommentsPage:
+        params: dict[str, Any] = {"fields": ",".join(self.comment_fields), "limit": limit,
+                                  **self.comment_params(since)}
+        if after:
+            params["after"] = after
+        page = self.http.get_json(f"{post_id}/comments", params=params)
+        return CommentsPage(page.get("data", []), _next_after(page))
 
     def _drain_edge(self, wm: Watermark | None, st: dict[str, Any] | None, limit: int) -> MentionPage:
         """One edge, newest first (Graph's order for `tagged` and `tags`): stop at the window."""

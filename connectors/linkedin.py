@@ -43,14 +43,8 @@ from urllib.parse import quote
 
 import httpx
 from firebreak.config.settings import PlatformSettings
-from firebreak.connectors._graph import (
-    Watermark,
-    WindowAccumulator,
-    decode_cursor,
-    encode_cursor,
-    parse_time,
-    to_ms,
-)
+from firebreak.connectors._comments import CommentsPage, CommentsPager, PostsPage, Position, Watermark
+from firebreak.connectors._graph import parse_time, to_ms
 from firebreak.connectors.base import Connector
 from firebreak.connectors.ratelimit import next_midnight_utc
 
@@ -113,6 +107,21 @@ class DailyLimitTransport(httpx.BaseTransport):
         self.inner.close()
 
 
+def _comment_key(item: dict[str, Any]) -> tuple[int, str]:
+    """(creation time in epoch ms, comment URN) of a comment element."""
+    return int((item.get("created") or {}).get("time") or 0), item.get("commentUrn") or str(item.get("id"))
+
+
+def _upgrade_cursor(st: dict[str, Any]) -> dict[str, Any]:
+    """Comment cursors stored before the shared pager kept the offsets as `posts_start` (which
+    was also the `max_posts` budget used) and `start`; they resume exactly where they were."""
+    if "posts_start" not in st:
+        return st
+    return {"acc": st["acc"], "posts_after": st["posts_start"], "posts_done": st["posts_done"],
+            "queue": st["queue"], "scanned": st["posts_start"], "post": st["post"],
+            "after": st["start"] if st["post"] is not None else None}
+
+
 class LinkedInConnector(Connector):
     platform: ClassVar[Platform] = Platform.LINKEDIN
     streams: ClassVar[tuple[str, ...]] = ("comments",)
@@ -142,42 +151,36 @@ class LinkedInConnector(Connector):
             raise NotSupported(self.platform.value, f"no mention stream {stream!r}; streams: {self.streams}")
         wm = Watermark.parse(since)
         limit = max(1, min(limit, 100))
-        st = decode_cursor(cursor) or {"acc": WindowAccumulator.start_for(wm, self.lag_ms).to_json(),
-                                       "posts_start": 0, "posts_done": False, "queue": [], "post": None, "start": 0}
-        acc = WindowAccumulator.from_json(st["acc"])
-        out: list[Mention] = []
-        calls = 0
-        while calls < self.max_calls and not out:
-            if st["post"] is None:
-                if st["queue"]:
-                    st["post"], st["start"] = st["queue"].pop(0), 0
-                    continue
-                if st["posts_done"]:
-                    break
-                elements = self._posts_page(st["posts_start"], self.posts_page)
-                calls += 1
-                st["posts_start"] += len(elements)
-                st["queue"].extend(e["id"] for e in elements if e.get("lifecycleState") == "PUBLISHED")
-                st["posts_done"] = len(elements) < self.posts_page or st["posts_start"] >= self.max_posts
-                continue
-            page = self.http.get_json(f"rest/socialActions/{enc(st['post'])}/comments",
-                                      params={"start": st["start"], "count": limit})
-            calls += 1
-            elements = page.get("elements", [])
-            for item in elements:
-                cid = item.get("commentUrn") or str(item.get("id"))
-                ts = int((item.get("created") or {}).get("time") or 0)
-                acc.add(ts, cid)
-                if (wm is None or wm.is_new(ts, cid)) and (m := self._map_comment(item, st["post"])) is not None:
-                    out.append(m)
-            st["start"] += len(elements)
-            total = (page.get("paging") or {}).get("total")
-            if len(elements) < limit or (total is not None and st["start"] >= int(total)):
-                st["post"] = None
-        if st["post"] is None and not st["queue"] and st["posts_done"]:
-            return MentionPage(out, None, acc.result(wm))
-        st["acc"] = acc.to_json()
-        return MentionPage(out, encode_cursor(st))
+        return self._comments_pager().fetch(wm, cursor, limit)
+
+    # LinkedIn's side of the own-posts -> comments walk (offset paging throughout) ----------
+    def _comments_pager(self) -> CommentsPager:
+        return CommentsPager(posts_page=self._own_posts_page, comments_page=self._post_comments_page,
+                             comment_key=_comment_key, to_mention=self._map_comment,
+                             max_posts=self.max_posts, max_calls=self.max_calls, lag_ms=self.lag_ms,
+                             upgrade=_upgrade_cursor)
+
+    def _own_posts_page(self, start: Position, room: int) -> PostsPage:
+        """A whole page of the organization's posts: every listed post (drafts too) counts
+        against `max_posts`, only the published ones are read, and `room` trims nothing."""
+        offset = int(start or 0)
+        elements = self._posts_page(offset, self.posts_page)
+        published = [e["id"] for e in elements if e.get("lifecycleState") == "PUBLISHED"]
+        more = len(elements) >= self.posts_page
+        return PostsPage(published, offset + len(elements) if more else None, counted=len(elements))
+
+    def _post_comments_page(self, post_urn: str, start: Position, limit: int,
+                            since: Watermark | None) -> CommentsPage:
+        """No `since` on this endpoint: the pager's window filters. A short page, or the
+        reported total reached, is the last one."""
+        offset = int(start or 0)
+        page = self.http.get_json(f"rest/socialActions/{enc(post_urn)}/comments",
+                                  params={"start": offset, "count": limit})
+        elements = page.get("elements", [])
+        offset += len(elements)
+        total = (page.get("paging") or {}).get("total")
+        last = len(elements) < limit or (total is not None and offset >= int(total))
+        return CommentsPage(elements, None if last else offset)
 
     def _posts_page(self, start: int, count: int) -> list[dict[str, Any]]:
         page = self.http.get_json("rest/posts", params={"q": "author", "author": self.account_id,
@@ -197,7 +200,7 @@ class LinkedInConnector(Connector):
         actor = str(item.get("actor", ""))
         if actor == self.account_id:
             return None  # the organization's own replies
-        cid = item.get("commentUrn") or str(item.get("id"))
+        _, cid = _comment_key(item)
         likes = int((item.get("likesSummary") or {}).get("totalLikes") or 0)
         replies = int((item.get("commentsSummary") or {}).get("aggregatedTotalComments") or 0)
         return Mention(

@@ -296,3 +296,34 @@ def test_watermark_exactly_once_in_a_storm_with_ties():
         mark = acc.result(wm)
         assert mark is None or len(mark) <= 256
     assert sorted(returned) == sorted(i for _, i in items)
+
+
+# A cursor the connector stored before the comments walk was shared with LinkedIn, written
+# after the second page of `load_threads()` at limit 10 (in the middle of a post). The layout
+# did not change; this keeps it that way for cursors already in the store.
+OLD_CURSOR_AFTER_2_PAGES = ("eyJhY2MiOnsiY3V0IjowLCJmbG9vciI6MCwiaXRlbXMiOltbMTc3MjQ0NzI4MDAwMCwic1QyVE8iXSxbMTc3MjQ0NzE2MDAw"
+    "MCwiTkFnVUYiXSxbMTc3MjQ0NzA0MDAwMCwiUHdSS0oiXSxbMTc3MjQ0NjkyMDAwMCwiNEVPaGIiXSxbMTc3MjQ0NjgwMDAw"
+    "MCwiTG5NX2siXSxbMTc3MjQ0NjY4MDAwMCwiMEpkZVoiXSxbMTc3MjQ0NjU2MDAwMCwiTG5YZmgiXSxbMTc3MjQ0NjQ0MDAw"
+    "MCwiNzVVengiXV0sImxhZyI6OTAwMDAwLCJ0b3AiOjE3NzI0NDcyODAwMDB9LCJhZnRlciI6Ik1UQXdNREF3TURBd01EQXdN"
+    "REF4WHpVd01EQXdNREF3TVRBeE1BIiwicG9zdCI6IjEwMDAwMDAwMDAwMDAwMV8yMDAiLCJwb3N0c19hZnRlciI6bnVsbCwi"
+    "cG9zdHNfZG9uZSI6dHJ1ZSwicXVldWUiOlsiMTAwMDAwMDAwMDAwMDAxXzEwMCJdLCJzY2FubmVkIjoyfQ")
+
+
+def test_resumes_from_a_cursor_stored_by_the_previous_version(sandbox_state, clock, fb_settings):  # type: ignore[no-untyped-def]
+    expected, _, _ = load_threads(sandbox_state, clock)
+    with make(fb_settings) as conn:
+        page = conn.fetch_mentions("comments", since=None, cursor=None, limit=10)
+        first = list(page.mentions)
+        page = conn.fetch_mentions("comments", since=None, cursor=page.next_cursor, limit=10)
+        first += page.mentions
+        assert page.next_cursor == OLD_CURSOR_AFTER_2_PAGES  # the same bytes as before
+        mark = len(sandbox_state.requests)
+        rest, hw, _ = drain(conn, "comments", None, limit=10, cursor=page.next_cursor)
+        done = len(sandbox_state.requests)
+
+        resumed, hw_old, _ = drain(conn, "comments", None, limit=10, cursor=OLD_CURSOR_AFTER_2_PAGES)
+    ids = [m.platform_id for m in first + rest]
+    assert sorted(ids) == sorted(expected) and len(ids) == len(set(ids))
+    assert [m.platform_id for m in resumed] == [m.platform_id for m in rest] and hw_old == hw
+    strip = [{k: r[k] for k in ("method", "path", "query")} for r in sandbox_state.requests]
+    assert strip[done:] == strip[mark:done]

@@ -219,3 +219,62 @@ def test_every_request_carries_version_headers(sandbox_state, sandbox, clock, li
     assert httpx.get(base, headers={**auth, "LinkedIn-Version": API_VERSION}).status_code == 400
     ok = httpx.get(base, headers={**auth, "LinkedIn-Version": API_VERSION, "X-Restli-Protocol-Version": "2.0.0"})
     assert ok.status_code == 200 and set(ok.json()["paging"]) >= {"start", "count"}
+
+
+# Cursors the connector stored before the comments walk was shared with the Graph connectors
+# (offsets kept as `posts_start` / `start`), written after the first and the second page of
+# `load()` at limit 10 (the first in the middle of a post, the second between posts). A
+# deployed system resumes from cursors like these after an upgrade.
+OLD_CURSORS = [
+    (1, ("eyJhY2MiOnsiY3V0IjowLCJmbG9vciI6MCwiaXRlbXMiOltbMTc3MjQzNjk2MDAwMCwiQTQxM1IiXSxbMTc3MjQzNjcyMDAw"
+        "MCwiUVNsT2YiXSxbMTc3MjQzNjQ4MDAwMCwiM2VDUFUiXSxbMTc3MjQzNjI0MDAwMCwiV0g4ZDQiXV0sImxhZyI6OTAwMDAw"
+        "LCJ0b3AiOjE3NzI0MzY5NjAwMDB9LCJwb3N0IjoidXJuOmxpOnNoYXJlOjcwMDAwMDAwMDAwMDAwMDAyMDAiLCJwb3N0c19k"
+        "b25lIjp0cnVlLCJwb3N0c19zdGFydCI6MiwicXVldWUiOlsidXJuOmxpOnNoYXJlOjcwMDAwMDAwMDAwMDAwMDAxMDAiXSwi"
+        "c3RhcnQiOjEwfQ")),
+    (2, ("eyJhY2MiOnsiY3V0IjowLCJmbG9vciI6MCwiaXRlbXMiOltbMTc3MjQzOTM2MDAwMCwiVG1sY04iXSxbMTc3MjQzOTEyMDAw"
+        "MCwidmEtckkiXSxbMTc3MjQzODg4MDAwMCwiT2hNc24iXSxbMTc3MjQzODY0MDAwMCwibFRrbGEiXV0sImxhZyI6OTAwMDAw"
+        "LCJ0b3AiOjE3NzI0MzkzNjAwMDB9LCJwb3N0IjpudWxsLCJwb3N0c19kb25lIjp0cnVlLCJwb3N0c19zdGFydCI6MiwicXVl"
+        "dWUiOlsidXJuOmxpOnNoYXJlOjcwMDAwMDAwMDAwMDAwMDAxMDAiXSwic3RhcnQiOjIwfQ")),
+]
+
+
+@pytest.mark.parametrize("pages_before, old_cursor", OLD_CURSORS)
+def test_resumes_from_a_cursor_stored_by_the_previous_version(pages_before, old_cursor, sandbox_state, clock,  # type: ignore[no-untyped-def]
+                                                              li_settings):
+    from firebreak.connectors._comments import decode_cursor
+
+    assert "posts_start" in decode_cursor(old_cursor)  # really the old layout
+    expected, _, _ = load(sandbox_state, clock)
+    with make(li_settings) as conn:
+        # The reference: a whole drain by the current code, noting where each page ended.
+        pages, cursor, marks = [], None, []
+        while True:
+            page = conn.fetch_mentions("comments", since=None, cursor=cursor, limit=10)
+            pages.append(page)
+            marks.append(len(sandbox_state.requests))
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        reference = [m.platform_id for p in pages for m in p.mentions]
+        assert sorted(reference) == sorted(expected)
+        done = len(sandbox_state.requests)
+
+        rest, hw, _ = drain_from(conn, old_cursor)
+    before = [m.platform_id for p in pages[:pages_before] for m in p.mentions]
+    # Nothing lost, nothing twice, the same high-water mark...
+    assert before + [m.platform_id for m in rest] == reference
+    assert hw == pages[-1].high_water
+    # ...and exactly the requests the uninterrupted drain made after that page.
+    strip = [{k: r[k] for k in ("method", "path", "query")} for r in sandbox_state.requests]
+    assert strip[done:] == strip[marks[pages_before - 1]:done]
+
+
+def drain_from(conn, cursor: str, limit: int = 10):  # type: ignore[no-untyped-def]
+    out, pages = [], 0
+    while True:
+        page = conn.fetch_mentions("comments", since=None, cursor=cursor, limit=limit)
+        pages += 1
+        out.extend(page.mentions)
+        if page.next_cursor is None:
+            return out, page.high_water, pages
+        cursor = page.next_cursor
