@@ -50,6 +50,7 @@ from firebreak.errors import (
     RateLimited,
     RejectedRequest,
     TransientError,
+    UnreadableAnswer,
 )
 
 log = get_logger("firebreak.connectors.http")
@@ -246,13 +247,23 @@ class ApiClient:
             except httpx.TransportError as exc:
                 self.breaker.failure(self.platform)
                 raise TransientError(self.platform, f"{method} {path}: connection failed ({exc.__class__.__name__})") from exc
+            except httpx.HTTPError as exc:  # the answer could not be read (decoding, protocol)
+                self.breaker.failure(self.platform)
+                raise TransientError(self.platform, f"{method} {path}: unreadable answer ({exc.__class__.__name__})") from exc
+            except httpx.InvalidURL as exc:
+                raise RejectedRequest(self.platform, f"{method} {path}: invalid URL ({exc})") from exc
 
             info = parse_rate_limit(resp.headers)
             self.rate.update(info)
             status = resp.status_code
-            if status < 400:
+            if status < 300:
                 self.breaker.success()
+                _json_at_the_edge(resp, self.platform, f"{method} {path}")
                 return resp
+            if status < 400:  # redirects are not followed: an API does not send one (a login page, a proxy)
+                self.breaker.success()
+                raise RejectedRequest(self.platform, f"{method} {path}: {status} redirect to "
+                                      f"{resp.headers.get('location', '?')!r}", status=status)
             if status == 401 and authenticated and self._refresh_auth is not None and not refreshed:
                 refreshed = True
                 log.info("auth_refresh", platform=self.platform)
@@ -271,6 +282,22 @@ class ApiClient:
                 raise TransientError(self.platform, f"{method} {path}: {status} {detail}", status=status)
             self.breaker.success()
             raise RejectedRequest(self.platform, f"{method} {path}: {status} {detail}", status=status)
+
+
+def _json_at_the_edge(resp: httpx.Response, platform: str, what: str) -> None:
+    """Connectors read answers with `resp.json()`; an answer that is not JSON (a proxy's HTML
+    error page with a 200) raises a Firebreak error there instead of a bare ValueError."""
+    parse = resp.json
+
+    def json(**kwargs: Any) -> Any:
+        try:
+            return parse(**kwargs)
+        except ValueError as exc:
+            ctype = resp.headers.get("content-type", "?")
+            raise UnreadableAnswer(platform, f"{what}: the answer is not JSON ({ctype}, {len(resp.content)} bytes)",
+                                   status=resp.status_code) from exc
+
+    resp.json = json  # type: ignore[method-assign]
 
 
 def _credentials(headers: Mapping[str, str]) -> list[str]:

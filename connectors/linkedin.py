@@ -55,7 +55,7 @@ from firebreak.domain import (
     PublishResult,
     ScheduledPost,
 )
-from firebreak.errors import NotSupported, RejectedRequest
+from firebreak.errors import NotSupported, RejectedRequest, TransientError
 
 API_VERSION = "202504"
 SCHEDULE_FIELD = "x-schedule"
@@ -83,6 +83,13 @@ def _require_post_urn(urn: str) -> None:
 
 def enc(urn: str) -> str:
     return quote(urn, safe="")
+
+
+def _unnamed(platform: str, what: str, status: int) -> TransientError:
+    """A 2xx that names no created entity: whether it was created is unknown, so the caller
+    looks it up before sending again (never a success with an empty id)."""
+    return TransientError(platform, f"LinkedIn answered {status} but named no {what} (no x-restli-id): "
+                          "look it up before sending again", status=status)
 
 
 class DailyLimitTransport(httpx.BaseTransport):
@@ -223,6 +230,8 @@ class LinkedInConnector(Connector):
                                            "message": {"text": text}})
             body = resp.json() if resp.content else {}
             remote = resp.headers.get("x-restli-id") or body.get("commentUrn") or str(body.get("id", ""))
+            if not remote:
+                raise _unnamed(self.platform, "comment", resp.status_code)
             return PublishResult(self.platform, remote)
         resp = self.http.request("POST", "rest/posts", json={
             "author": self.account_id,
@@ -234,6 +243,8 @@ class LinkedInConnector(Connector):
             "isReshareDisabledByAuthor": False,
         })
         urn = resp.headers.get("x-restli-id", "")
+        if not urn:
+            raise _unnamed(self.platform, "post", resp.status_code)
         return PublishResult(self.platform, urn, f"https://www.linkedin.com/feed/update/{urn}/")
 
     def find_published(self, text: str, *, idempotency_key: str, since: datetime) -> PublishResult | None:

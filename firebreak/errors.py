@@ -53,6 +53,12 @@ class NotSent(TransientError):
     """The request never reached the server (connect failure): safe to resend, even a write."""
 
 
+class UnreadableAnswer(TransientError, ValueError):
+    """A 2xx answer whose body is not the JSON the API promises (a proxy's error page). Also a
+    ValueError, as `json()` raises for a body that is not JSON, so code that expects that
+    (an optional JSON reply) still can tell."""
+
+
 class RateLimited(TransientError):
     """The platform said stop until `retry_after` seconds from now.
 

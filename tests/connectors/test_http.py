@@ -24,6 +24,7 @@ from firebreak.connectors.x import XConnector
 from firebreak.errors import (
     AuthError,
     CircuitOpen,
+    ConnectorError,
     NotSent,
     RateLimited,
     RejectedRequest,
@@ -382,3 +383,42 @@ def test_sentinel_secrets_never_reach_logs_or_errors(sandbox, sandbox_state, san
     text = "\n".join([*(str(e) for e in events), *(r.getMessage() for r in caplog.records),
                       *(str(r.__dict__) for r in caplog.records), *errors])
     assert SENTINEL not in text
+
+
+# -- vendor errors stop at the edge ---------------------------------------------------------------
+
+BROKEN = {
+    "an HTML page with a 200": lambda req: httpx.Response(200, text="<html>proxy says hi</html>",
+                                                          headers={"content-type": "text/html"}),
+    "a redirect": lambda req: httpx.Response(302, headers={"location": "https://login.example/"}),
+    "an undecodable body": lambda req: (_ for _ in ()).throw(httpx.DecodingError("bad gzip", request=req)),
+    "a protocol error": lambda req: (_ for _ in ()).throw(httpx.RemoteProtocolError("eh", request=req)),
+}
+
+
+@pytest.mark.parametrize("answer", list(BROKEN))
+def test_a_broken_answer_is_a_connector_error(answer: str) -> None:
+    c, _ = client(BROKEN[answer], max_attempts=1)
+    with pytest.raises(ConnectorError) as err:
+        c.request("GET", "/thing").json()
+    assert not isinstance(err.value.__cause__, ConnectorError)  # translated here, from the vendor's
+
+
+@pytest.mark.parametrize("platform", ["x", "facebook", "instagram", "linkedin", "mastodon", "bluesky"])
+@pytest.mark.parametrize("answer", list(BROKEN))
+def test_no_connector_lets_a_vendor_error_through(platform: str, answer: str, playbook) -> None:  # type: ignore[no-untyped-def]
+    """Whatever a platform answers, a stage sees a Firebreak error, never httpx's or a bare
+    ValueError from reading JSON that is not there."""
+    from firebreak.config.settings import Settings
+    from firebreak.connectors import build_connector
+
+    creds = {"token": SecretStr("t0ken-value"), "password": SecretStr("app-password"), "base_url": "https://api.example"}
+    settings = Settings(**{platform: getattr(Settings(), platform).model_copy(update=creds)})
+    conn = build_connector(platform, settings, playbook, transport=httpx.MockTransport(BROKEN[answer]))
+    conn.http.max_attempts = 1  # type: ignore[attr-defined]
+    calls = [lambda: conn.fetch_mentions("mentions", since=None, cursor=None),
+             lambda: conn.publish("We are looking into it.", idempotency_key="k1"),
+             lambda: conn.find_published("We are looking into it.", idempotency_key="k1", since=datetime.now(UTC))]
+    for call in calls:
+        with pytest.raises(ConnectorError):
+            call()
