@@ -9,7 +9,8 @@ from firebreak.flows.approval import await_sign_off
 from firebreak.store.models import Incident
 from firebreak.tasks import detect as detect_mod
 from firebreak.flows import steps
-from firebreak.tasks.follow_up import at_baseline, cadence_minutes
+from firebreak.tasks.follow_up import cadence_minutes
+from firebreak.tasks.resolve import at_baseline
 from firebreak.flows.runtime import get_runtime
 from firebreak.flows.steps import stage
 

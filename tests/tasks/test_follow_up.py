@@ -3,7 +3,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from firebreak.tasks.detection.detector import Decision
-from firebreak.tasks.follow_up import at_baseline, cadence_minutes
+from firebreak.tasks.follow_up import cadence_minutes
+from firebreak.tasks.resolve import at_baseline
 
 
 def _d(volume: int, baseline: float) -> Decision:
