@@ -34,13 +34,7 @@ from jsonschema import Draft202012Validator
 if TYPE_CHECKING:
     from firebreak.sandbox.recorder import Exchange
 
-SPECS = Path(__file__).resolve().parents[2] / "shared" / "specs"
-if not SPECS.exists():  # the repo checked out elsewhere
-    SPECS = Path("/work/shared/specs")
-X_SPEC = SPECS / "x-api-v2-openapi.json"
-MASTODON_SPEC = SPECS / "mastodon-openapi.json"
-LEXICON_DIR = SPECS / "bluesky-lexicons"
-META_DIR = SPECS / "meta-graph"
+from tests.specs import spec_path  # noqa: E402 - the one place specs are found
 
 HTTP_METHODS = ("get", "post", "put", "delete", "patch")
 Pairs = list[tuple[str, str]]
@@ -214,7 +208,7 @@ RECORD_WRITES = ("com.atproto.repo.createRecord", "com.atproto.repo.putRecord")
 
 
 class Lexicons:
-    def __init__(self, root: Path = LEXICON_DIR, extra: Mapping[str, dict[str, Any]] = EXTRA_LEXICONS):
+    def __init__(self, root: Path, extra: Mapping[str, dict[str, Any]] = EXTRA_LEXICONS):
         self.root = root
         self.extra = dict(extra)
         self._docs: dict[str, dict[str, Any] | None] = {}
@@ -369,7 +363,7 @@ def _graphemes(text: str) -> int:
 # -- Meta Graph ---------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def graph_spec() -> GraphSpec:
-    return GraphSpec(META_DIR)
+    return GraphSpec(spec_path("meta-graph"))
 
 
 def check_graph(node_types: Iterable[str], method: str, edge: str | None, params: Mapping[str, str]) -> list[str]:
@@ -473,15 +467,15 @@ class _Cached:
 
     @cached_property
     def x(self) -> OpenApiSpec:
-        return openapi(X_SPEC)
+        return openapi(spec_path("x-api-v2-openapi.json"))
 
     @cached_property
     def mastodon(self) -> OpenApiSpec:
-        return openapi(MASTODON_SPEC)
+        return openapi(spec_path("mastodon-openapi.json"))
 
     @cached_property
     def lexicons(self) -> Lexicons:
-        return Lexicons()
+        return Lexicons(spec_path("bluesky-lexicons"))
 
 
 specs = _Cached()

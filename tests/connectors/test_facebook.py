@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import parse_qsl
 
 import httpx
@@ -24,6 +23,7 @@ from firebreak.domain import Platform, ScheduledPost
 from firebreak.errors import AuthError, RateLimited, RejectedRequest, TransientError
 from tests.spec_check import check_state_log
 
+from tests.specs import spec_path
 from tests.connector_helpers import drain as _drain
 
 # Graph comment pages hold more items than the social streams.
@@ -31,7 +31,6 @@ drain = functools.partial(_drain, limit=20)
 
 P = Platform.FACEBOOK
 PAGE = "100000000000001"
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "meta-graph"
 
 
 @pytest.fixture
@@ -241,8 +240,7 @@ def test_rate_limits_and_auth_translate(sandbox_state, clock, fb_settings):  # t
 
 
 def test_every_request_fits_metas_spec(sandbox_state, clock, fb_settings):  # type: ignore[no-untyped-def]
-    if not SPECS.exists():
-        pytest.skip(f"no specs at {SPECS}")
+    spec_path("meta-graph")  # the contract plugin checks every request against it
     expected, post_a, _ = load_threads(sandbox_state, clock, n_a=30, n_b=5)
     sandbox_state.load([], [SandboxScheduled(P, f"{PAGE}_801", "sale", clock.now() + timedelta(hours=1)),
                             SandboxScheduled(P, f"{PAGE}_802", "guide", clock.now() + timedelta(hours=2))], [])

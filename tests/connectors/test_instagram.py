@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,6 +24,7 @@ from firebreak.errors import (
 )
 from tests.spec_check import check_state_log
 
+from tests.specs import spec_path
 from tests.connector_helpers import drain as _drain
 
 # Graph comment pages hold more items than the social streams.
@@ -32,7 +32,6 @@ drain = functools.partial(_drain, limit=20)
 
 P = Platform.INSTAGRAM
 USER = "17841400000000001"
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "meta-graph"
 
 
 @pytest.fixture
@@ -166,8 +165,7 @@ def test_limits_and_auth(sandbox_state, clock, ig_settings):  # type: ignore[no-
 
 
 def test_every_request_fits_metas_spec(sandbox_state, clock, ig_settings):  # type: ignore[no-untyped-def]
-    if not SPECS.exists():
-        pytest.skip(f"no specs at {SPECS}")
+    spec_path("meta-graph")  # the contract plugin checks every request against it
     expected, media_a, _ = load(sandbox_state, clock, n_a=25, n_b=5)
     with make(ig_settings) as conn:
         hw = drain(conn, "comments", None)[1]
