@@ -69,16 +69,22 @@ def sandbox_settings(sandbox: SandboxServer, tmp_path) -> Settings:  # type: ign
                        ("x", "facebook", "instagram", "linkedin", "mastodon", "bluesky")})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def prefect_server() -> Iterator[str]:
-    """A Prefect test server for the module (it takes ~8 s to start); its API URL. Not for the
-    session: while it runs, every flow in every later test talks to it instead of its own
-    ephemeral server, and its services keep a core busy (the suite took 50% longer)."""
+    """A Prefect test server (it takes 8-15 s to start); its API URL. One for the session, but
+    the tests that use it run last (see pytest_collection_modifyitems): while it runs, every
+    flow in the process talks to it, and its services keep a core busy."""
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=60):
         yield str(PREFECT_API_URL.value())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests that need the Prefect test server run together, at the end, so it starts once
+    and nothing else runs beside it."""
+    items.sort(key=lambda item: "prefect_server" in getattr(item, "fixturenames", ()))
 
 
 # -- databases: every store test runs on SQLite and, where a server answers, PostgreSQL ----------

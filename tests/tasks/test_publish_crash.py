@@ -47,7 +47,7 @@ from tests.fakes import make_incident
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-TRIALS = scaled(15, 51)
+TRIALS = scaled(9, 51)
 # Each child pays ~0.6 s of imports; more children than cores only makes them all slower.
 PARALLEL = max(2, min(4, os.cpu_count() or 2))
 SEED = int(os.environ.get("FIREBREAK_CRASH_SEED", "20261121"))
