@@ -143,3 +143,18 @@ def test_every_package_folder_is_listed_in_pyproject() -> None:
             rel = init.parent.relative_to(ROOT / folder)
             found.add(".".join([pkg, *rel.parts]))
     assert found <= listed, f"add to pyproject packages: {sorted(found - listed)}"
+
+
+def test_the_architecture_picture_names_every_module() -> None:
+    """docs/ARCHITECTURE.md draws the layers as they are: every module is named in it."""
+    import re
+
+    doc = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    layers = doc[doc.index("## Layers"):doc.index("## The chain")]
+    missing = []
+    for module, path in _modules():
+        if path.stem == "__init__":
+            continue
+        if not re.search(rf"(?<![\w/]){re.escape(path.stem)}(?!\w)", layers):
+            missing.append(str(path.relative_to(ROOT)))
+    assert not missing, f"name these in the Layers section of docs/ARCHITECTURE.md: {missing}"
