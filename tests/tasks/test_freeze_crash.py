@@ -65,7 +65,7 @@ from tests.fakes import make_incident
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-TRIALS = scaled(8, 32)  # per stage
+TRIALS = scaled(20, 32)  # per stage
 SCHEDULING = (Platform.FACEBOOK, Platform.LINKEDIN, Platform.MASTODON)
 CRASHED = 137
 
