@@ -27,10 +27,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from firebreak.cli._common import get_playbook
 from firebreak.errors import FirebreakError
+
+if TYPE_CHECKING:
+    from firebreak.drill.mailbox import Mailbox
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class UpConfig:
     intake_port: int = 8787
     sandbox: bool = False
     sandbox_port: int = 8700
+    storm_in_minutes: float = 10.0  # with the sandbox: when its scenario's storm begins
+    web_host: str | None = None  # None: the settings' (FIREBREAK_WEB_HOST, FIREBREAK_WEB_PORT)
+    web_port: int | None = None
     monitor_interval_s: int = 300
     server_timeout_s: float = 90.0
 
@@ -53,6 +59,11 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
     up.add_argument("--intake-port", type=int, default=8787)
     up.add_argument("--sandbox", action="store_true", help="also serve the sandbox platforms and use them")
     up.add_argument("--sandbox-port", type=int, default=8700)
+    up.add_argument("--storm-in", type=float, default=10.0,
+                    help="with --sandbox: minutes until the scenario's storm begins (e.g. 1 to see a crisis soon)")
+    up.add_argument("--web-host", default=None, help="the approval, acknowledgement and status pages "
+                    "(default FIREBREAK_WEB_HOST or 127.0.0.1)")
+    up.add_argument("--web-port", type=int, default=None, help="default FIREBREAK_WEB_PORT or 8788")
     up.add_argument("--monitor-interval", type=int, default=300, help="seconds between monitor runs")
     up.set_defaults(func=cmd_up)
 
@@ -62,6 +73,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     get_playbook()  # fail fast, before the Prefect server starts
     return run_up(UpConfig(host=args.host, port=args.port, intake_host=args.intake_host,
                            intake_port=args.intake_port, sandbox=args.sandbox, sandbox_port=args.sandbox_port,
+                           storm_in_minutes=args.storm_in, web_host=args.web_host, web_port=args.web_port,
                            monitor_interval_s=args.monitor_interval))
 
 
@@ -136,6 +148,7 @@ def run_up(cfg: UpConfig | None = None, *, out: TextIO = sys.stdout) -> int:
     prefect_home = data_dir / "prefect"
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     with ExitStack() as stack:
+        stack.callback(_restore_environment, dict(os.environ))  # what the stack set is for its runs only
         prefect_home.mkdir(parents=True, exist_ok=True)
         server_log = stack.enter_context((prefect_home / "server.log").open("ab"))
         print(f"starting Prefect server on http://{cfg.host}:{cfg.port} …", file=out, flush=True)
@@ -149,22 +162,37 @@ def run_up(cfg: UpConfig | None = None, *, out: TextIO = sys.stdout) -> int:
 
         sandbox_url = ""
         if cfg.sandbox:
-            sandbox_url = _start_sandbox(stack, cfg)
-            os.environ["FIREBREAK_SANDBOX_URL"] = sandbox_url
-            get_settings.cache_clear()  # the runtime reads settings afresh, with the sandbox URL
+            # Every connector on the sandbox with its credentials; Slack pages to its sink and
+            # mail to a loopback mailbox, both readable on the sandbox's inbox page. The runs
+            # served from here inherit this environment.
+            sandbox_url, mailbox = _start_sandbox(stack, cfg)
+            os.environ.update(_sandbox_environment(sandbox_url, mailbox))
+        web_host = cfg.web_host or get_settings().web_host
+        web_port = cfg.web_port or get_settings().web_port
+        os.environ.update(FIREBREAK_WEB_HOST=web_host, FIREBREAK_WEB_PORT=str(web_port))
+        if cfg.web_host or cfg.web_port or "FIREBREAK_PUBLIC_URL" not in os.environ:
+            # The links in pages and codes point at the pages this stack serves.
+            os.environ["FIREBREAK_PUBLIC_URL"] = f"http://{web_host}:{web_port}"
+        get_settings.cache_clear()  # the runtime reads settings afresh
 
         from firebreak.flows.deployments import deployments
-        from firebreak.web.intake import create_app, running_intake
+        from firebreak.web.intake import create_app, running_app
         from firebreak.tasks.intake import intake_secrets
 
         intake_secrets(get_settings())  # creates the token file now, so the banner can point at it
-        stack.enter_context(running_intake(create_app(), cfg.intake_host, cfg.intake_port))
+        stack.enter_context(running_app(create_app(), cfg.intake_host, cfg.intake_port))
+        from firebreak.web.app import create_app as create_web_app
+
+        stack.enter_context(running_app(create_web_app(), web_host, web_port, what="web pages"))
         token_hint = ("FIREBREAK_INTAKE_TOKEN" if os.environ.get("FIREBREAK_INTAKE_TOKEN")
                       or getattr(get_settings(), "intake_token", None) else str(data_dir / "intake_token"))
         print(f"Firebreak is up:\n"
               f"  Prefect UI      http://{cfg.host}:{cfg.port}\n"
               f"  alert intake    http://{cfg.intake_host}:{cfg.intake_port}/alerts  (docs: /docs; token: {token_hint})\n"
-              + (f"  sandbox         {sandbox_url}\n" if sandbox_url else "")
+              f"  web pages       {get_settings().public_url}  (approval and acknowledgement links, /status)\n"
+              + (f"  sandbox         {sandbox_url}  (storm in {cfg.storm_in_minutes:g} min)\n"
+                 f"  inbox           {sandbox_url}/_sandbox/inbox  (pages, codes and links Firebreak sent)\n"
+                 if sandbox_url else "")
               + f"  deployments     monitor (every {cfg.monitor_interval_s} s), respond (on firebreak.crisis.detected)\n"
               "Ctrl-C stops everything.", file=out, flush=True)
 
@@ -185,6 +213,14 @@ def run_up(cfg: UpConfig | None = None, *, out: TextIO = sys.stdout) -> int:
     return 0
 
 
+def _restore_environment(saved: dict[str, str]) -> None:
+    from firebreak.config.settings import get_settings
+
+    os.environ.clear()
+    os.environ.update(saved)
+    get_settings.cache_clear()
+
+
 def _apply_platform_limits() -> None:
     """The per-platform global concurrency limits on this server, and every run served from
     here taking their slots (the runs inherit this process's environment)."""
@@ -196,7 +232,14 @@ def _apply_platform_limits() -> None:
     get_settings.cache_clear()
 
 
-def _start_sandbox(stack: ExitStack, cfg: UpConfig) -> str:
+def _sandbox_environment(sandbox_url: str, mailbox: "Mailbox") -> dict[str, str]:
+    from firebreak.sandbox import connector_environment
+
+    return {**connector_environment(sandbox_url), "FIREBREAK_SLACK_WEBHOOK_URL": f"{sandbox_url}/hooks/slack",
+            "FIREBREAK_SMTP__HOST": mailbox.host, "FIREBREAK_SMTP__PORT": str(mailbox.port)}
+
+
+def _start_sandbox(stack: ExitStack, cfg: UpConfig) -> tuple[str, "Mailbox"]:
     from datetime import timedelta
 
     from firebreak.config.playbook import load_playbook
@@ -208,10 +251,14 @@ def _start_sandbox(stack: ExitStack, cfg: UpConfig) -> str:
     from firebreak.clock import VirtualClock
     from firebreak.domain import utcnow
 
+    from firebreak.drill.mailbox import Mailbox
+
     pb = load_playbook(get_settings().playbook)
-    scen = load_scenario("default", utcnow() + timedelta(minutes=10))
+    scen = load_scenario("default", utcnow() + timedelta(minutes=cfg.storm_in_minutes))
     state = SandboxState(VirtualClock(utcnow(), compression=1.0, auto_advance=False),
                          brand_handle={p: a.handle for p, a in pb.brand.accounts.items()})
     state.load(scen.mentions, scen.scheduled, scen.brand_posts)
     srv = stack.enter_context(SandboxServer(state, host=cfg.host, port=cfg.sandbox_port))
-    return str(srv.url)
+    mailbox = stack.enter_context(Mailbox(cfg.host))
+    srv.app.state.mailbox = mailbox
+    return str(srv.url), mailbox

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any, Self
@@ -35,6 +36,7 @@ class ReceivedMail:
     message_id: str
     body: str
     raw: bytes
+    received_at: str = ""  # ISO 8601 UTC
 
 
 class _Handler:
@@ -65,6 +67,7 @@ class _Handler:
             message_id=str(msg.get("Message-ID", "")),
             body=body,
             raw=raw,
+            received_at=datetime.now(UTC).isoformat(timespec="seconds"),
         ))
         return "250 Message accepted for delivery"
 

@@ -24,6 +24,8 @@ from firebreak.config.logging import configure_logging, get_logger
 from firebreak.config.playbook import Playbook, load_playbook
 from firebreak.config.settings import PlatformSettings, Settings, SmtpSettings
 from firebreak.drill.mailbox import Mailbox
+from firebreak.sandbox import APP_PASSWORD as SANDBOX_PASSWORD
+from firebreak.sandbox import TOKEN as SANDBOX_TOKEN
 from firebreak.sandbox.faults import install_faults
 from firebreak.sandbox.scenario import Scenario, load_scenario
 from firebreak.sandbox.server import SandboxServer
@@ -39,8 +41,6 @@ from firebreak.flows.runtime import Runtime, set_runtime
 from firebreak.tasks.detect import floor_time
 
 log = get_logger("firebreak.drill.run")
-DRILL_TOKEN = "drill-token"  # the sandbox accepts any non-empty credential
-DRILL_PASSWORD = "drill-app-password"
 
 
 @dataclass
@@ -54,8 +54,8 @@ class DrillSetup:
 
 
 def drill_settings(base: Settings, sandbox_url: str, mailbox: Mailbox, data_dir: Path) -> Settings:
-    platform = {p.value: PlatformSettings(base_url="set-by-sandbox-url", token=SecretStr(DRILL_TOKEN),
-                                          password=SecretStr(DRILL_PASSWORD)) for p in Platform}
+    platform = {p.value: PlatformSettings(base_url="set-by-sandbox-url", token=SecretStr(SANDBOX_TOKEN),
+                                          password=SecretStr(SANDBOX_PASSWORD)) for p in Platform}
     return base.model_copy(update={
         # A drill never writes into the production database: only a drill-specific URL is honoured.
         "data_dir": data_dir, "database_url": os.environ.get("FIREBREAK_DRILL_DATABASE_URL")

@@ -8,13 +8,14 @@ control panel: state, clock, request log. `/hooks/slack` is a Slack-style webhoo
 
 from __future__ import annotations
 
+import html
 import importlib
 import json
 from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
 from firebreak.sandbox.faults import FaultMiddleware
 from firebreak.sandbox.recorder import install as install_recorder
@@ -124,5 +125,33 @@ def create_app(state: SandboxState) -> FastAPI:
     @app.get("/hooks/slack")
     def slack_messages() -> JSONResponse:
         return JSONResponse(webhooks)
+
+    # Where a person reads what Firebreak sent while it runs on the sandbox: the Slack sink's
+    # messages and, when one is attached (`app.state.mailbox`, as `firebreak up --sandbox`
+    # does), the loopback mailbox. Newest first; JSON with ?format=json.
+    app.state.mailbox = None
+
+    @app.get("/_sandbox/inbox")
+    def inbox(format: str = "html") -> Any:
+        items = [{"channel": "slack", "to": "#slack", "at": w["at"], "subject": "",
+                  "body": str(w["payload"].get("text", ""))} for w in webhooks]
+        box = app.state.mailbox
+        if box is not None:
+            items += [{"channel": "email", "to": ", ".join(m.rcpt_tos), "at": m.received_at, "subject": m.subject,
+                       "body": m.body} for m in box.messages]
+        items.sort(key=lambda i: i["at"], reverse=True)
+        if format == "json":
+            return JSONResponse(items)
+        rows = "".join(
+            f"<article><header><b>{html.escape(i['channel'])}</b> to {html.escape(i['to'])} · "
+            f"{html.escape(i['at'])}</header>" + (f"<h2>{html.escape(i['subject'])}</h2>" if i["subject"] else "")
+            + f"<pre>{html.escape(i['body'])}</pre></article>" for i in items)
+        return HTMLResponse(
+            '<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="10">'
+            "<title>Sandbox inbox</title><style>body{font-family:system-ui,sans-serif;max-width:48rem;margin:0 auto;"
+            "padding:1rem}article{border-bottom:1px solid #ddd;padding:.5rem 0}h2{font-size:1rem;margin:.3rem 0}"
+            "pre{white-space:pre-wrap;background:#f4f6f8;padding:.5rem}</style></head><body>"
+            f"<h1>Sandbox inbox</h1><p>{len(items)} message(s) Firebreak sent: pages, codes, links, briefings. "
+            "Refreshes every 10 s.</p>" + (rows or "<p>Nothing yet.</p>") + "</body></html>")
 
     return app

@@ -296,9 +296,10 @@ def make_server(app: FastAPI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
 
 
 @contextmanager
-def running_intake(app: FastAPI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                   timeout_s: float = 20.0) -> Iterator[uvicorn.Server]:
-    """The intake in a background thread (firebreak up, tests); stopped and joined on exit."""
+def running_app(app: FastAPI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                   timeout_s: float = 20.0, *, what: str = "alert intake") -> Iterator[uvicorn.Server]:
+    """An app (the intake, the web pages) in a background thread (firebreak up, tests);
+    stopped and joined on exit."""
     server = make_server(app, host, port)
     thread = threading.Thread(target=server.run, name="intake", daemon=True)
     thread.start()
@@ -306,7 +307,7 @@ def running_intake(app: FastAPI, host: str = DEFAULT_HOST, port: int = DEFAULT_P
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
-            raise FirebreakError(f"alert intake did not start on {host}:{port}")
+            raise FirebreakError(f"{what} did not start on {host}:{port} (port in use?)")
         time.sleep(0.02)
     try:
         yield server

@@ -38,16 +38,32 @@ def _processes_with_env(marker: str) -> list[int]:
     return found
 
 
+def _scheduled_monitor_runs(api: str) -> list[dict]:  # type: ignore[type-arg]
+    """Runs of the monitor deployment that Prefect's scheduler created (not us)."""
+    body = {"deployments": {"name": {"any_": ["monitor"]}}, "flow_runs": {"tags": {"all_": ["auto-scheduled"]}},
+            "sort": "EXPECTED_START_TIME_ASC", "limit": 20}
+    return list(httpx.post(f"{api}/flow_runs/filter", json=body, timeout=5).json())
+
+
 @pytest.mark.integration
-def test_up_serves_ui_deployments_intake_and_stops_cleanly_on_ctrl_c(tmp_path: Path, test_databases) -> None:  # type: ignore[no-untyped-def]
+def test_up_sandbox_runs_the_scheduled_monitor_serves_everything_and_stops_cleanly(tmp_path: Path, test_databases) -> None:  # type: ignore[no-untyped-def]
+    """The stack a new user starts: `firebreak up --sandbox`. The pinned dependencies work
+    together: the Prefect server's scheduler (not the test) creates a monitor run, which the
+    served deployment completes against the sandbox platforms with their credentials, and the
+    server log has no traceback. The intake, the web pages and the sandbox inbox answer; Ctrl-C
+    stops all of it and leaves no process behind."""
     data = str(tmp_path / "data")
-    port, intake = _free_port(), _free_port()
+    port, intake, web, sandbox = _free_port(), _free_port(), _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREBREAK_", "PREFECT_"))}
-    env.update(FIREBREAK_DATA_DIR=data, FIREBREAK_INTAKE_TOKEN="up-test-token")
+    # The server's scheduler looks for deployments to schedule every 60 s by default; every 2 s here.
+    env.update(FIREBREAK_DATA_DIR=data, FIREBREAK_INTAKE_TOKEN="up-test-token",
+               PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2")
     if test_databases.kind == "postgresql":
         env["FIREBREAK_DATABASE_URL"] = test_databases.url(tmp_path, "up")
     exe = str(Path(sys.executable).with_name("firebreak"))
-    proc = subprocess.Popen([exe, "up", "--port", str(port), "--intake-port", str(intake)], env=env, cwd=tmp_path,
+    proc = subprocess.Popen([exe, "up", "--sandbox", "--port", str(port), "--intake-port", str(intake),
+                             "--web-port", str(web), "--sandbox-port", str(sandbox), "--monitor-interval", "5",
+                             "--storm-in", "120"], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 90
@@ -63,6 +79,8 @@ def test_up_serves_ui_deployments_intake_and_stops_cleanly_on_ctrl_c(tmp_path: P
         print(f"up in {time.monotonic() - deadline + 90:.1f} s")
         api = f"http://127.0.0.1:{port}/api"
         assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200  # the UI
+        assert httpx.get(f"http://127.0.0.1:{web}/healthz", timeout=5).text == "ok"  # the pages approvers open
+        assert httpx.get(f"http://127.0.0.1:{sandbox}/_sandbox/inbox", timeout=5).status_code == 200
         names: set[str] = set()
         while time.monotonic() < deadline and not {"monitor", "respond"} <= names:
             names = {d["name"] for d in httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json()}
@@ -71,6 +89,25 @@ def test_up_serves_ui_deployments_intake_and_stops_cleanly_on_ctrl_c(tmp_path: P
         r = httpx.post(f"http://127.0.0.1:{intake}/alerts", headers={"Authorization": "Bearer up-test-token"},
                        content=json.dumps({"source_id": "up-1", "sentiment": "negative"}), timeout=5)
         assert r.status_code == 202
+
+        # The scheduler creates monitor runs; the served deployment runs one to the end.
+        started = time.monotonic()
+        done: dict = {}  # type: ignore[type-arg]
+        while time.monotonic() < started + 90 and not done:
+            runs = _scheduled_monitor_runs(api)
+            done = next((r for r in runs if r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")), {})
+            time.sleep(1)
+        assert done, f"no scheduler-created monitor run finished within 90 s: {_scheduled_monitor_runs(api)}"
+        print(f"a scheduled monitor run finished {time.monotonic() - started:.1f} s after the stack was up")
+        assert done["state_type"] == "COMPLETED", done["state"]
+        from firebreak.store.db import Database
+        from firebreak.store.models import Mention
+
+        db = Database(env.get("FIREBREAK_DATABASE_URL") or f"sqlite:///{tmp_path / 'data' / 'firebreak.db'}")
+        with db.session() as s:
+            stored = {p for (p,) in s.query(Mention.platform).distinct()}
+        db.dispose()
+        assert stored == {"x", "facebook", "instagram", "linkedin", "mastodon", "bluesky"}  # credentials accepted
     finally:
         t_stop = time.monotonic()
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
@@ -82,8 +119,10 @@ def test_up_serves_ui_deployments_intake_and_stops_cleanly_on_ctrl_c(tmp_path: P
             pytest.fail(f"firebreak up did not stop within 30 s of Ctrl-C: {err[-2000:]}")
     print(f"stopped in {time.monotonic() - t_stop:.1f} s")
     assert proc.returncode == 0, err[-3000:]
-    assert "Firebreak is up" in out and "stopped." in out
+    assert "Firebreak is up" in out and "stopped." in out and "inbox" in out
     assert "Traceback" not in err, err[-3000:]
+    server_log = (tmp_path / "data" / "prefect" / "server.log").read_text(errors="replace")
+    assert "Traceback" not in server_log, server_log[-3000:]
     time.sleep(0.5)
     assert _processes_with_env(data) == [], "processes left behind"
 
@@ -103,7 +142,7 @@ def test_ctrl_c_while_serve_registers_the_deployments_is_a_clean_stop(tmp_path: 
     server = subprocess.Popen(["sleep", "60"], start_new_session=True)
     monkeypatch.setattr(up_module, "start_prefect_server", lambda *a, **k: server)
     monkeypatch.setattr(up_module, "_apply_platform_limits", lambda: None)
-    monkeypatch.setattr("firebreak.web.intake.running_intake", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr("firebreak.web.intake.running_app", lambda *a, **k: contextlib.nullcontext())
     monkeypatch.setattr("firebreak.web.intake.create_app", lambda *a, **k: None)
     monkeypatch.setattr("firebreak.flows.deployments.deployments", lambda interval: [])
 

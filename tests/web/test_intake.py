@@ -332,7 +332,7 @@ def test_alert_reaches_the_respond_trigger_and_a_run_within_5s(prefect_server: s
     they create is not executed (no worker here) — creating it within 5 s is the claim."""
     import httpx
     from firebreak.flows.deployments import deployments
-    from firebreak.web.intake import running_intake
+    from firebreak.web.intake import running_app
     from prefect import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
     from prefect.client.schemas.sorting import FlowRunSort
@@ -349,7 +349,7 @@ def test_alert_reaches_the_respond_trigger_and_a_run_within_5s(prefect_server: s
     before = {r.id for r in runs()}  # the session's server may hold runs of the other database's test
     port = _free_port()
     app = create_app(rt, api_url=prefect_server, secrets=CREDS)
-    with running_intake(app, port=port), httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+    with running_app(app, port=port), httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
         t0 = time.monotonic()
         r = http.post("/alerts", json={**GENERIC, "source_id": "e2e-1"}, headers=bearer())
         assert r.status_code == 202, r.text
