@@ -7,7 +7,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_bench_detect_times_both_ways_and_checks_they_agree(playbook) -> None:  # type: ignore[no-untyped-def]
-    n, runs = scaled(3000, 20_000), scaled(2, 3)
+    n, runs = scaled(1500, 20_000), scaled(2, 3)
     r = bench_detect(playbook, n_mentions=n, runs=runs)
     assert r["mentions"] == n and r["runs"] == runs and r["database"] == "sqlite"
     assert r["buckets"] == playbook.detection.history_days * 24 * 60 // playbook.detection.bucket_minutes

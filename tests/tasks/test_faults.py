@@ -68,8 +68,8 @@ from tests.fakes import make_incident
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-# At least 200 in `make test-all`; a quick 20 in `make test` (every fault kind still lands on every platform).
-SCHEDULES = int(os.environ.get("FIREBREAK_FAULT_SCHEDULES", scaled(20, 200)))
+# At least 200 in `make test-all`; a quick 16 in `make test` (every fault kind still lands on every platform).
+SCHEDULES = int(os.environ.get("FIREBREAK_FAULT_SCHEDULES", scaled(16, 200)))
 MENTIONS_PER_PLATFORM = 11
 PAGE_SIZE = 10
 MAX_TASK_ATTEMPTS = 40  # far more than any schedule needs; a loop means a stuck chain
