@@ -103,5 +103,9 @@ class ApprovalError(PolicyViolation):
     """An approval was refused: wrong role, author approving, stale hash, expired or reused code."""
 
 
+class OrchestratorUnavailable(FirebreakError):
+    """The Prefect server the runs are on cannot be reached: an answer was not handed over."""
+
+
 class InvalidAlert(FirebreakError):
     """An incoming alert failed validation; it is kept in the dead-letter table."""

@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import threading
 import time
+
+import httpx
 from typing import Any, Literal
 
 from prefect import get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.context import get_run_context
-from prefect.exceptions import NotPausedError
+from prefect.exceptions import NotPausedError, ObjectNotFound
 from prefect.flow_runs import pause_flow_run, resume_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
 from firebreak.config.logging import get_logger
 from firebreak.domain import utcnow
-from firebreak.errors import ApprovalError, FirebreakError
+from firebreak.errors import ApprovalError, FirebreakError, OrchestratorUnavailable
 from firebreak.store.models import Draft
 from firebreak.tasks import approve as approve_mod
 from firebreak.tasks import codes as codes_mod
@@ -120,14 +122,20 @@ def resume_paused(run_id: str | None, run_input: dict[str, Any], wait_s: float =
         raise ApprovalError("no run is waiting for this draft")
     deadline = time.monotonic() + wait_s
     while True:
-        with get_client(sync_client=True) as client:
-            state = client.read_flow_run(run_id).state
-        if state is not None and state.is_paused():
-            try:
-                resume_flow_run(run_id, run_input=run_input)
-                return
-            except (NotPausedError, RuntimeError):
-                pass  # between "paused" and "input form saved": try again
+        try:
+            with get_client(sync_client=True) as client:
+                state = client.read_flow_run(run_id).state
+            if state is not None and state.is_paused():
+                try:
+                    resume_flow_run(run_id, run_input=run_input)
+                    return
+                except (NotPausedError, RuntimeError):
+                    pass  # between "paused" and "input form saved": try again
+        except ObjectNotFound:
+            raise ApprovalError("the run waiting for this answer no longer exists") from None
+        except httpx.HTTPError as exc:
+            raise OrchestratorUnavailable(f"the Prefect server cannot be reached ({exc.__class__.__name__}); "
+                                          "the answer was not recorded: try again in a minute") from exc
         if time.monotonic() > deadline:
             raise ApprovalError("the response is not waiting for sign-off right now; try again in a moment")
         time.sleep(0.1)

@@ -17,7 +17,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
-from firebreak.errors import ApprovalError
+from firebreak.config.logging import get_logger
+from firebreak.errors import ApprovalError, OrchestratorUnavailable
 from firebreak.flows.approval import resume_paused
 from firebreak.flows.runtime import get_runtime
 from firebreak.store.models import Approval, ApprovalCode, Draft
@@ -25,6 +26,8 @@ from firebreak.tasks import approve as approve_mod
 from firebreak.tasks import codes as codes_mod
 from firebreak.web.pages import READING_STYLE as STYLE
 from firebreak.web.pages import page
+
+log = get_logger("firebreak.web.approval")
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return page(title, body, STYLE, status)
@@ -110,6 +113,11 @@ def router() -> APIRouter:
         except ApprovalError as exc:
             rt.audit.append(person, "approval.refused", subject, {"channel": "link", "reason": str(exc)})
             return _page("Not accepted", f'<h1>Not accepted</h1><p class="error">{html.escape(str(exc))}</p>', 409)
+        except OrchestratorUnavailable as exc:
+            # Nothing was refused: the answer did not reach the run. The link stays valid.
+            log.error(f"Approval link answer not handed over: {exc}", draft=subject, person=person)
+            return _page("Not recorded yet", f'<h1>Not recorded yet</h1><p class="error">{html.escape(str(exc))}</p>',
+                         503)
         # Wait (briefly) for the run to record the answer, so the page says what happened.
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

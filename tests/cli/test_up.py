@@ -160,3 +160,16 @@ def test_ctrl_c_while_serve_registers_the_deployments_is_a_clean_stop(tmp_path: 
         get_settings.cache_clear()
     assert "stopped." in out.getvalue()
     assert server.poll() is not None, "the Prefect server's process group was not stopped"
+
+
+def test_web_without_a_prefect_server_says_so_instead_of_starting_one(tmp_path: Path) -> None:
+    """`firebreak web` answers runs paused on a Prefect server: with none to reach, it says how
+    to give it one and exits, instead of starting a throwaway server no run is waiting on."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREBREAK_", "PREFECT_"))}
+    env.update(FIREBREAK_DATA_DIR=str(tmp_path / "data"), PREFECT_API_URL=f"http://127.0.0.1:{_free_port()}/api")
+    exe = str(Path(sys.executable).with_name("firebreak"))
+    proc = subprocess.run([exe, "web", "--port", str(_free_port())], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "does not answer" in proc.stderr and "PREFECT_API_URL" in proc.stderr
+    assert "Traceback" not in proc.stderr
