@@ -7,6 +7,7 @@ raises PlaybookError naming the file, the field and what is wrong.
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import permutations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -162,6 +163,8 @@ class Escalation(_Model):
 
 class Approval(_Model):
     required_roles: dict[Severity, list[Role]] = Field(description="roles that must each sign, per severity")
+    allow_revisions: bool = Field(True, description="a reviewer may reject with suggested text; they become its "
+                                  "author and may not sign it, so every required role needs another holder")
     expiry_minutes: int = Field(60, ge=1)
     pause_timeout_minutes: int = Field(240, ge=1, description="how long a run waits for sign-off")
     remind_every_minutes: float = Field(10, gt=0, description="remind approvers who have not answered this often")
@@ -363,6 +366,7 @@ class Playbook(_Model):
             unknown = sorted(set(req) - roles)
             if unknown:
                 raise ValueError(f"approval.required_roles.{sev}: nobody holds role(s) {unknown}")
+            self._signable(sev, list(req))
             if sev not in self.follow_up.cadence_minutes:
                 raise ValueError(f"follow_up.cadence_minutes: no cadence for severity {sev}")
         if sorted(set(self.publish_order)) != sorted(set(self.brand.accounts)):
@@ -378,6 +382,25 @@ class Playbook(_Model):
         if missing:
             raise ValueError(f"drill.approvers: unknown person id(s) {missing}")
         return self
+
+    def _signable(self, sev: int, req: list[str]) -> None:
+        """Distinct people can fill every required role, also when the draft's author is one of
+        them (a reviewer who rejected with suggested text wrote it and may not sign it)."""
+        holders = {p.id: set(p.roles) for p in self.people}
+        if len(assign_roles(req, holders)) < len(req):
+            raise ValueError(f"approval.required_roles.{sev}: {req} need {len(req)} different people; "
+                             "one person cannot fill two roles")
+        if not self.approval.allow_revisions:
+            return
+        for author in [p for p in self.people if set(p.roles) & set(req)]:
+            rest = {pid: roles for pid, roles in holders.items() if pid != author.id}
+            filled = assign_roles(req, rest)
+            if len(filled) < len(req):
+                missing = [r for r in req if r not in filled]
+                raise ValueError(
+                    f"approval.required_roles.{sev}: when {author.id} rejects a draft with suggested text, they "
+                    f"become its author and may not sign it, and nobody else can fill {missing}: give each "
+                    "required role a second person, or set approval.allow_revisions: false")
 
     # Convenience look-ups used by the stages.
     def person(self, pid: str) -> Person:
@@ -407,6 +430,18 @@ class Playbook(_Model):
             order.remove(origin)
             order.insert(0, origin)
         return order
+
+
+def assign_roles(required: list[str], holders: dict[str, set[str]]) -> dict[str, str]:
+    """The largest assignment of distinct people to required roles (role -> person id), from
+    who holds which role. Small sets: brute force over permutations is exact and cheap."""
+    people = list(holders)
+    for k in range(min(len(people), len(required)), 0, -1):
+        for chosen in permutations(people, k):
+            for roles in permutations(required, k):
+                if all(r in holders[p] for p, r in zip(chosen, roles)):
+                    return dict(zip(roles, chosen))
+    return {}
 
 
 def _loc(loc: tuple) -> str:

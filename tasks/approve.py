@@ -15,13 +15,12 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from datetime import timedelta
-from itertools import permutations
 
 from sqlalchemy import func, select
 
 from firebreak.audit import AuditLog
 from firebreak.config.logging import get_logger
-from firebreak.config.playbook import Playbook
+from firebreak.config.playbook import Playbook, assign_roles
 from firebreak.domain import utcnow, variants_sha256
 from firebreak.errors import ApprovalError, PolicyViolation
 from firebreak.connectors.notify import Notifier
@@ -60,18 +59,6 @@ def required_roles(playbook: Playbook, incident: Incident) -> list[str]:
     return list(playbook.approval.required_roles[sev])
 
 
-def _assign(required: list[str], approvers: dict[str, set[str]]) -> dict[str, str]:
-    """Best assignment of distinct people to required roles (tiny sets: brute force is fine)."""
-    people = list(approvers)
-    best: dict[str, str] = {}
-    for k in range(min(len(people), len(required)), 0, -1):
-        for chosen in permutations(people, k):
-            for roles in permutations(required, k):
-                if all(r in approvers[p] for p, r in zip(chosen, roles)):
-                    return dict(zip(roles, chosen))
-    return best
-
-
 def approval_status(db: Database, playbook: Playbook, draft_id: int) -> ApprovalStatus:
     now = utcnow()
     with db.session() as s:
@@ -92,7 +79,7 @@ def approval_status(db: Database, playbook: Playbook, draft_id: int) -> Approval
             continue
         roles = set(playbook.person(a.approver).roles) if a.approver in {p.id for p in playbook.people} else set()
         valid.setdefault(a.approver, set()).update(roles & {a.role})
-    st.filled = _assign(st.required_roles, valid)
+    st.filled = assign_roles(st.required_roles, valid)
     return st
 
 
@@ -293,7 +280,10 @@ def next_version(db: Database, audit: AuditLog, playbook: Playbook, draft: Draft
     the diff; text that fails the statement checks is not offered for sign-off: the next
     version keeps the previous text and the comments say why the suggestion was refused."""
     comments = comment
-    if revision.strip():
+    if revision.strip() and not playbook.approval.allow_revisions:
+        audit.append(approver, "draft.revision_refused", f"draft:{draft.id}", {"reason": "revisions are off"})
+        comments = f"{comments}\n\n[suggested text not used: the playbook does not allow revisions]".strip()
+    elif revision.strip():
         try:
             variants = revised_variants(playbook, draft, revision)
         except PolicyViolation as exc:

@@ -85,3 +85,30 @@ def test_every_playbook_field_is_documented() -> None:
 
     walk(Playbook)
     assert not missing, missing
+
+
+def _only_one_legal(r) -> None:  # type: ignore[no-untyped-def]
+    r["people"] = [p for p in r["people"] if p["id"] != "lena"]
+
+
+def test_a_plan_where_a_revision_leaves_a_role_unsignable_is_refused(tmp_path: Path) -> None:
+    """With one legal approver, her rejection with suggested text makes her its author: she may
+    not sign it and nobody else can. `playbook check` says so before a crisis finds out."""
+    with pytest.raises(PlaybookError) as err:
+        load_playbook(_write(tmp_path, _only_one_legal))
+    assert "approval.required_roles.1" in str(err.value) and "ingrid" in str(err.value) and "legal" in str(err.value)
+    assert main(["playbook", "check", str(_write(tmp_path, _only_one_legal))]) == 2
+    # Without revisions the same people suffice.
+    ok = load_playbook(_write(tmp_path, lambda r: (_only_one_legal(r), r["approval"].update(allow_revisions=False))))
+    assert not ok.approval.allow_revisions
+
+
+def test_one_person_cannot_fill_two_required_roles(tmp_path: Path) -> None:
+    def one_person_both(r) -> None:  # type: ignore[no-untyped-def]
+        r["people"] = [dict(r["people"][0], roles=["comms", "legal"]), *[p for p in r["people"][1:]
+                                                                         if "legal" not in p["roles"] and
+                                                                         "comms" not in p["roles"]]]
+        r["drill"]["approvers"] = [r["people"][0]["id"]]
+        r["groups"] = {g: [m for m in ms if m in {p["id"] for p in r["people"]}] for g, ms in r["groups"].items()}
+    with pytest.raises(PlaybookError, match="different people"):
+        load_playbook(_write(tmp_path, one_person_both))

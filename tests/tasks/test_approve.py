@@ -96,3 +96,27 @@ def test_review_shows_variants_hash_and_roles(db, audit, playbook) -> None:  # t
     d = _draft(db, audit, playbook)
     md = review_markdown(db, playbook, d)
     assert d.sha256 in md and "legal" in md and "### linkedin" in md
+
+
+def test_no_sequence_of_rejections_and_revisions_makes_a_draft_unsignable(db, audit, playbook) -> None:  # type: ignore[no-untyped-def]
+    """Whoever rejects with suggested text becomes the author of the next version; after any
+    sequence of such rejections, the people left can still sign the draft it ends in."""
+    import random
+
+    from firebreak.config.playbook import assign_roles
+    from firebreak.tasks.approve import next_version
+
+    rng = random.Random(7)
+    reviewers = [p.id for p in playbook.people if {"comms", "legal"} & set(p.roles)]
+    for sequence in range(6):
+        d = _draft(db, audit, playbook, severity=1)
+        for step in range(rng.randint(1, 4)):
+            who = rng.choice([r for r in reviewers if r != d.author])
+            record_decision(db, audit, playbook, d.id, who, "reject", "cli", d.sha256, comment="shorter")
+            d = next_version(db, audit, playbook, d, who, "shorter",
+                             revision=f"We are looking into reports about the Ember stove ({sequence}.{step}).")
+            assert d.author == who  # the reviser wrote it
+        holders = {p.id: set(p.roles) for p in playbook.people if p.id != d.author}
+        for role, person in assign_roles(["comms", "legal"], holders).items():
+            record_decision(db, audit, playbook, d.id, person, "approve", "cli", d.sha256, role=role)
+        assert approval_status(db, playbook, d.id).satisfied, (sequence, d.author)
