@@ -46,6 +46,7 @@ NOTIFICATION_LIMIT = 80
 SEARCH_LIMIT = 40
 STATUS_LIMIT = 40
 MIN_LEAD = timedelta(minutes=5, seconds=30)  # Mastodon's 5 minutes plus clock-skew margin
+RELEASE_RETRIES = 5  # a time refused as too soon is retried 5.5, 11, 22, 44 and 88 minutes later
 HOLD_OFFSET = timedelta(days=365_250)  # ~1000 years: unmistakably a hold, exactly reversible
 HELD_FROM_YEAR = 2900
 FIND_PAGES = 10
@@ -219,15 +220,19 @@ class MastodonConnector(Connector):
         self.http.request("PUT", f"/api/v1/scheduled_statuses/{post.platform_id}", json={"scheduled_at": _iso(held)})
 
     def release_scheduled(self, post: ScheduledPost, when: datetime) -> ScheduledPost:
+        """Move the post to `when`. Mastodon refuses a time less than 5 minutes ahead of its own
+        clock ("must be in the future"); then the post gets a later time, further each try, so a
+        slow answer or a fast clock (a drill) never turns a resume into a failure."""
         path = f"/api/v1/scheduled_statuses/{post.platform_id}"
-        try:
-            s = self.http.request("PUT", path, json={"scheduled_at": _iso(when)}).json()
-        except RejectedRequest as exc:
-            if exc.status != 422:
-                raise
-            # "Must be at least 5 minutes into the future": the earliest it allows instead.
-            s = self.http.request("PUT", path, json={"scheduled_at": _iso(when + MIN_LEAD)}).json()
-        return self._scheduled(s)
+        leads = [timedelta(0), *(MIN_LEAD * 2**k for k in range(RELEASE_RETRIES))]
+        for i, lead in enumerate(leads):
+            try:
+                s = self.http.request("PUT", path, json={"scheduled_at": _iso(when + lead)}).json()
+                return self._scheduled(s)
+            except RejectedRequest as exc:
+                if exc.status != 422 or "future" not in str(exc) or i == len(leads) - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def cancel_scheduled(self, post: ScheduledPost) -> None:
         self.http.request("DELETE", f"/api/v1/scheduled_statuses/{post.platform_id}")

@@ -241,3 +241,22 @@ def test_sandbox_responses_fit_the_spec(sandbox, sandbox_state, clock):  # type:
         sched = c.get("/api/v1/scheduled_statuses").json()
         assert sched and not errors("ScheduledStatus", sched[0])
         assert not errors("Error", c.post("/api/v1/statuses", json={"status": "x" * 501}).json())
+
+
+def test_a_release_refused_as_too_soon_gets_a_later_time_even_when_the_clock_runs_fast(  # type: ignore[no-untyped-def]
+        sandbox, sandbox_state, sandbox_settings, playbook, clock):
+    """At a drill's 600× speed, 5 minutes of platform time pass in half a second: the second try
+    can be too soon again. The resume must still land, later, not fail."""
+    t0 = clock.now()
+    sched = [SandboxScheduled(P, make_id(P, 750), "Autumn sale!", t0 + timedelta(minutes=30))]
+    sandbox_state.load([], sched, [])
+    conn = connector(sandbox_settings, playbook, clock)
+    post = conn.list_scheduled()[0]
+    conn.hold_scheduled(post)
+    # Every request reaches the platform 7 minutes of its time after it was sent.
+    conn.http._http.event_hooks["request"].append(lambda request: clock.advance(7 * 60))  # type: ignore[attr-defined]
+    n = len(sandbox_state.requests)
+    released = conn.release_scheduled(post, clock.now())
+    statuses = [r["status"] for r in sandbox_state.requests[n:]]
+    assert statuses[-1] == 200 and 422 in statuses, statuses
+    assert released.scheduled_at > clock.now() and sched[0].state == "scheduled"
