@@ -50,7 +50,7 @@ def acknowledge_with_code(incident_id: int, person: str, code: str) -> dict[str,
     return {"incident_id": incident_id, "acknowledged_by": by, "first": first}
 
 
-@flow(name="acknowledge_incident", log_prints=True)
+@flow(name="acknowledge_incident", flow_run_name="acknowledge #{incident_id} as {person}", log_prints=True)
 def acknowledge_incident(incident_id: int, person: str, code: str) -> dict[str, object]:
     """Acknowledge incident INCIDENT_ID's page as PERSON, with the code from your page."""
     out = acknowledge_with_code(incident_id, person, code)

@@ -24,7 +24,7 @@ def refresh(incident_id: int) -> None:
     steps.engage(incident_id)
 
 
-@flow(name="follow_up")
+@flow(name="follow_up", flow_run_name="follow-ups #{incident_id}")
 def follow_up(incident_id: int) -> int:
     rt = get_runtime()
     log = get_run_logger()

@@ -16,7 +16,12 @@ from firebreak.flows.runtime import get_runtime
 CRISIS_EVENT = "firebreak.crisis.detected"
 
 
-@flow(name="monitor", log_prints=False)
+def _run_name() -> str:
+    """`monitor fjell 14:05`: the brand and the minute, so a list of runs reads as a timeline."""
+    return f"monitor {get_runtime().brand} {utcnow():%H:%M}"
+
+
+@flow(name="monitor", flow_run_name=_run_name, log_prints=False)
 def monitor(respond_inline: bool = True) -> dict[str, Any]:
     rt = get_runtime()
     log = get_run_logger()

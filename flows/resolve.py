@@ -17,7 +17,7 @@ from firebreak.tasks import crisis_page
 from firebreak.tasks import resolve as resolve_mod
 
 
-@flow(name="resolve")
+@flow(name="resolve", flow_run_name="resolve #{incident_id}")
 def resolve(incident_id: int) -> dict[str, Any]:
     rt = get_runtime()
     log = get_run_logger()

@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from firebreak.flows.approval import await_sign_off
+from firebreak.flows.runtime import rename_run
 from firebreak.flows.follow_up import follow_up
 from firebreak.flows.resolve import resolve
 from firebreak.flows import steps
@@ -18,7 +19,7 @@ from firebreak.flows.runtime import get_runtime
 from firebreak.flows.steps import stage
 
 
-@flow(name="respond")
+@flow(name="respond", flow_run_name="respond #{incident_id}")
 def respond(incident_id: int) -> dict[str, Any]:
     rt = get_runtime()
     log = get_run_logger()
@@ -29,6 +30,8 @@ def respond(incident_id: int) -> dict[str, Any]:
         assessment = steps.classify(incident_id)
         log.warning("Incident #%s: %s, severity %s, started on %s", incident_id, assessment["type"],
                     assessment["severity"], assessment["origin_platform"])
+        # The run says what it is about in the UI's list: brand, incident, type, severity.
+        rename_run(f"{rt.brand} #{incident_id} · {assessment['type']} · severity {assessment['severity']}")
         escalation = steps.escalate.submit(incident_id)
         frozen = steps.freeze(incident_id)
         draft_id = steps.draft(incident_id, "holding", 0)

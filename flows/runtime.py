@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from firebreak.audit import AuditLog
 from firebreak.clock import Clock, SystemClock
-from firebreak.config.logging import configure_logging
+from firebreak.config.logging import configure_logging, get_logger
 from firebreak.config.playbook import Playbook, load_playbook
 from firebreak.config.settings import Settings, get_settings
 from firebreak.connectors import build_connector
@@ -121,3 +121,19 @@ def get_runtime() -> Runtime:
             playbook = load_playbook(settings.playbook)
             _current = Runtime(settings=settings, playbook=playbook, db=get_database(settings.resolved_database_url))
         return _current
+
+
+def rename_run(name: str) -> None:
+    """Give the current flow run a name that says what it is about. A name is a courtesy: a
+    server that refuses it is logged, never a reason to stop a response."""
+    from prefect.client.orchestration import get_client
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    if ctx is None or ctx.flow_run is None:
+        return
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(ctx.flow_run.id, name=name)
+    except Exception as exc:  # noqa: BLE001 - any client failure: the run goes on under its old name
+        get_logger("firebreak.flows.runtime").warning(f"Could not rename run {ctx.flow_run.name!r}: {exc}")

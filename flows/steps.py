@@ -129,7 +129,7 @@ def connectors() -> dict[Platform, Any]:
 
 # Retries resume from the cursor saved after the last stored page, so they are cheap; under
 # a storm (5xx, resets, 429 storms on a long drain) three were not always enough.
-@task(name="ingest", retries=6, retry_delay_seconds=[1, 2, 5, 10, 15], retry_condition_fn=_transient)
+@task(name="ingest", task_run_name="ingest {platform}", retries=6, retry_delay_seconds=[1, 2, 5, 10, 15], retry_condition_fn=_transient)
 @honour_retry_after
 def ingest(platform: str) -> dict[str, Any]:
     rt = get_runtime()
@@ -163,7 +163,7 @@ def own_queue() -> int:
     return publish_mod.run_own_queue(rt.db, rt.audit, rt.brand, connectors(), rt.clock.now())
 
 
-@task(name="classify")
+@task(name="classify", task_run_name="classify #{incident_id}")
 def classify(incident_id: int) -> dict[str, Any]:
     rt = get_runtime()
     with stage(incident_id, "classify"):
@@ -173,7 +173,7 @@ def classify(incident_id: int) -> dict[str, Any]:
             "topics": a.topics}
 
 
-@task(name="escalate")
+@task(name="escalate", task_run_name="escalate #{incident_id}")
 def escalate(incident_id: int) -> dict[str, Any]:
     rt = get_runtime()
     with stage(incident_id, "escalate"):
@@ -183,7 +183,7 @@ def escalate(incident_id: int) -> dict[str, Any]:
 
 
 # Short delays: the freeze races posts that are about to go out; holds are idempotent.
-@task(name="freeze", retries=6, retry_delay_seconds=[0.5, 1, 2, 3, 5], retry_condition_fn=_transient)
+@task(name="freeze", task_run_name="freeze #{incident_id}", retries=6, retry_delay_seconds=[0.5, 1, 2, 3, 5], retry_condition_fn=_transient)
 @honour_retry_after
 def freeze(incident_id: int) -> dict[str, Any]:
     rt = get_runtime()
@@ -193,7 +193,7 @@ def freeze(incident_id: int) -> dict[str, Any]:
     return {"found": res.found, "held": res.held}
 
 
-@task(name="draft")
+@task(name="draft", task_run_name="draft {kind} #{incident_id}")
 def draft(incident_id: int, kind: str, sequence: int, update_number: int = 0,
           next_update_minutes: int | None = None) -> int:
     rt = get_runtime()
@@ -216,7 +216,7 @@ def draft(incident_id: int, kind: str, sequence: int, update_number: int = 0,
 
 # Each retry asks the platform (find_published) before resending a part whose fate is
 # unknown, so retrying is safe; a storm needs more than three.
-@task(name="publish", retries=6, retry_delay_seconds=[1, 2, 3, 5, 10], retry_condition_fn=_transient)
+@task(name="publish", task_run_name="publish draft {draft_id}", retries=6, retry_delay_seconds=[1, 2, 3, 5, 10], retry_condition_fn=_transient)
 @honour_retry_after
 def publish(incident_id: int, draft_id: int) -> list[dict[str, Any]]:
     rt = get_runtime()
@@ -227,7 +227,7 @@ def publish(incident_id: int, draft_id: int) -> list[dict[str, Any]]:
     return [{"platform": p.platform, "remote_id": p.remote_id, "sha256": p.sha256, "at": p.at.isoformat()} for p in out]
 
 
-@task(name="engage", retries=3, retry_delay_seconds=[1, 3, 10], retry_condition_fn=_transient)
+@task(name="engage", task_run_name="engage #{incident_id}", retries=3, retry_delay_seconds=[1, 3, 10], retry_condition_fn=_transient)
 def engage(incident_id: int) -> dict[str, Any]:
     rt = get_runtime()
     with stage(incident_id, "engage"):
@@ -236,7 +236,7 @@ def engage(incident_id: int) -> dict[str, Any]:
             "failed": len(res.failed)}
 
 
-@task(name="brief-staff")
+@task(name="brief-staff", task_run_name="brief staff #{incident_id}")
 def brief_staff(incident_id: int, draft_id: int) -> list[str]:
     rt = get_runtime()
     with rt.db.session() as s:
@@ -246,7 +246,7 @@ def brief_staff(incident_id: int, draft_id: int) -> list[str]:
     return escalate_mod.brief_staff(rt.db, rt.audit, rt.playbook, rt.notifiers(), incident_id, text)
 
 
-@task(name="resume", retries=6, retry_delay_seconds=[1, 2, 3, 5, 10], retry_condition_fn=_transient)
+@task(name="resume", task_run_name="resume posts #{incident_id}", retries=6, retry_delay_seconds=[1, 2, 3, 5, 10], retry_condition_fn=_transient)
 @honour_retry_after
 def resume(incident_id: int) -> dict[str, Any]:
     rt = get_runtime()
@@ -256,7 +256,7 @@ def resume(incident_id: int) -> dict[str, Any]:
             "dropped": res.dropped, "needs_approval": res.needs_approval}
 
 
-@task(name="postmortem")
+@task(name="postmortem", task_run_name="post-mortem #{incident_id}")
 def postmortem(incident_id: int) -> dict[str, str]:
     rt = get_runtime()
     with stage(incident_id, "postmortem"):
