@@ -14,7 +14,7 @@ os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "firebreak")
 os.environ.setdefault("PREFECT_SERVER_DATABASE_TIMEOUT", "60")
 
 from firebreak.cli import (  # noqa: E402
-    admin, audit, bench, detection, drill, freeze, monitor, sandbox, signoff, triage, up, web,
+    admin, audit, bench, detection, drill, freeze, incidents, monitor, sandbox, signoff, triage, up, web,
 )
 from firebreak.errors import FirebreakError, PlaybookError  # noqa: E402
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     detection.register(sub)  # backtest
     triage.register(sub)  # classify
     monitor.register(sub)  # monitor
+    incidents.register(sub)
     bench.register(sub)
     signoff.register(sub)  # drafts, approve, reject
     admin.register_keys(sub)  # keys

@@ -4,6 +4,7 @@ goes through the same rules and audit as one from the approval pages."""
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from firebreak.errors import FirebreakError
 def register(subparsers) -> None:  # type: ignore[no-untyped-def]
     dr = subparsers.add_parser("drafts", help="drafts waiting for sign-off")
     dr.add_argument("--show", action="store_true", help="print every platform variant")
+    dr.add_argument("--json", action="store_true", help="one JSON object per draft")
     dr.set_defaults(func=cmd_drafts)
     for verb in ("approve", "reject"):
         ap = subparsers.add_parser(verb, help=f"{verb} a draft with your personal key (FIREBREAK_APPROVER_KEY)")
@@ -26,11 +28,16 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
 
 def cmd_drafts(args: argparse.Namespace) -> int:
     drafts = list_drafts()
+    if args.json:
+        for d in drafts:
+            print(json.dumps(d, ensure_ascii=False))
+        return 0
     if not drafts:
         print("no draft is waiting for sign-off")
     for d in drafts:
+        signed = ", ".join(f"{role} by {who}" for role, who in d["signed"].items()) or "nobody yet"
         print(f"draft {d['id']}  incident #{d['incident']}  {d['kind']} v{d['version']}  sha256 {d['sha256']}\n"
-              f"  signed: {d['signed'] or '-'}  still needed: {', '.join(d['missing_roles']) or '-'}")
+              f"  signed: {signed}  still needed: {', '.join(d['missing_roles']) or 'nothing'}")
         if args.show:
             for platform, parts in d["variants"].items():
                 print(f"  [{platform}]\n    " + "\n    ".join("\n".join(parts).splitlines()))

@@ -17,7 +17,7 @@ from firebreak.store.db import Database
 from firebreak.store.models import Incident, IncidentStatus, IncidentSummary, StageTimes
 
 __all__ = ["IncidentStatus", "get_incident", "lock_brand", "mark", "open_incident_for", "open_incidents",
-           "record_stage", "update_summary"]
+           "recent_incidents", "record_stage", "update_summary"]
 
 
 def open_incidents(brand: str | None = None) -> Select[tuple[Incident]]:
@@ -26,6 +26,15 @@ def open_incidents(brand: str | None = None) -> Select[tuple[Incident]]:
     if brand is not None:
         q = q.where(Incident.brand == brand)
     return q.order_by(Incident.id)
+
+
+def recent_incidents(db: Database, *, brand: str | None = None, limit: int = 50) -> list[Incident]:
+    """Incidents, newest first."""
+    q = select(Incident).order_by(Incident.id.desc()).limit(limit)
+    if brand is not None:
+        q = q.where(Incident.brand == brand)
+    with db.session() as s:
+        return list(s.scalars(q))
 
 
 def open_incident_for(s: Session, brand: str) -> Incident | None:
