@@ -266,6 +266,7 @@ class IntakeFields(_Model):
     sentiment: str | None = None
     link: str | None = None
     text: str | None = Field(None, description="path to a summary or the triggering mention's text")
+    severity: str | None = Field(None, description="path to the tool's severity (1-4, or critical/high/medium/low)")
 
 
 MISSING: Any = object()

@@ -33,17 +33,18 @@ def follow_up(incident_id: int) -> int:
         inc = s.get(Incident, incident_id)
         assert inc is not None
         severity = inc.severity or pb.severity.default
+        started = inc.started_at
     sent = 0
     with stage(incident_id, "follow_up"):
         refresh(incident_id)
         ratio, decisions = detect_mod.baseline_ratio(rt.db, pb, rt.clock.now())
-        while sent < pb.follow_up.max_updates and not at_baseline(pb, decisions):
+        while sent < pb.follow_up.max_updates and not at_baseline(pb, decisions, started):
             wait = cadence_minutes(pb, severity, ratio)
             log.info("Next update in %.0f minutes (volume %.1f× baseline)", wait, ratio)
             rt.clock.sleep(wait * 60)
             refresh(incident_id)
             ratio, decisions = detect_mod.baseline_ratio(rt.db, pb, rt.clock.now())
-            if at_baseline(pb, decisions):
+            if at_baseline(pb, decisions, started):
                 break
             nxt = int(cadence_minutes(pb, severity, ratio))
             draft_id = steps.draft(incident_id, "update", sent + 1, update_number=sent + 1, next_update_minutes=nxt)

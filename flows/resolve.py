@@ -13,7 +13,9 @@ from firebreak.flows import steps
 from firebreak.flows.approval import ResolveInput, await_sign_off
 from firebreak.flows.runtime import get_runtime
 from firebreak.flows.steps import stage
+from firebreak.store.queries import get_incident
 from firebreak.tasks import crisis_page
+from firebreak.tasks import detect as detect_mod
 from firebreak.tasks import resolve as resolve_mod
 
 
@@ -24,10 +26,12 @@ def resolve(incident_id: int) -> dict[str, Any]:
     pb = rt.playbook
     with stage(incident_id, "resolve"):
         resolve_mod.propose(rt.db, rt.audit, pb, incident_id, str(get_run_context().flow_run.id))
+        _, decisions = detect_mod.baseline_ratio(rt.db, pb, rt.clock.now())
+        started = get_incident(rt.db, incident_id).started_at
         while True:
             answer = pause_flow_run(
-                wait_for_input=ResolveInput.with_initial_data(description=resolve_mod.question(pb, incident_id),
-                                                              confirm=True),
+                wait_for_input=ResolveInput.with_initial_data(
+                    description=resolve_mod.question(pb, incident_id, decisions, started), confirm=True),
                 timeout=pb.approval.pause_timeout_minutes * 60, poll_interval=1, key=f"resolve-{incident_id}")
             verdict = resolve_mod.judge(rt.db, rt.audit, pb, incident_id, answer.confirmer, answer.confirm, answer.note,
                                         channel="drill" if rt.drill else "ui")

@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 
@@ -17,7 +18,7 @@ from firebreak.config.logging import get_logger
 from firebreak.config.playbook import Playbook, SeverityCondition
 from firebreak.store.db import Database
 from firebreak.store.models import Incident, Mention, Signal
-from firebreak.tasks.triage import Triage, dominant_terms
+from firebreak.tasks.triage import Triage, crisis_types_in, dominant_terms
 
 log = get_logger("firebreak.tasks.classify")
 
@@ -104,10 +105,15 @@ def assess(db: Database, playbook: Playbook, incident_id: int, now: datetime) ->
             .order_by(Mention.created_at.desc()).limit(2000)
         ).all()
     negative = [m for m in storm if m.sentiment == "negative"]
+    alert = AlertSays.of(sig, playbook)
     votes: Counter[str] = Counter()
     for m in storm:
         for t in m.crisis_types or []:
             votes[t] += 2 if m.sentiment == "negative" else 1
+    for t in alert.types:
+        # The alert that opened the incident is a person's or a tool's judgement of the whole
+        # storm: it outweighs any number of mentions that do not name a type.
+        votes[t] += ALERT_WEIGHT + max(votes.values(), default=0)
     ctype = votes.most_common(1)[0][0] if votes else playbook.crisis_types[0].id
     # The origin is where the first on-topic mention appeared, not where volume peaked.
     on_topic = [m for m in storm if ctype in (m.crisis_types or []) and not m.offensive]
@@ -125,11 +131,45 @@ def assess(db: Database, playbook: Playbook, incident_id: int, now: datetime) ->
     if sig is not None:
         # Severity looks at the storm's peak so far, not only the bucket that fired.
         figures["volume_ratio"] = max(figures["volume_ratio"], _peak_ratio(storm, sig, playbook))
+    if alert.negative and not storm:
+        figures["negative_share"] = 1.0  # the alert's own sentiment is all there is to go on
     severity = severity_for(playbook, ctype if votes else None, figures)
+    if alert.severity is not None:
+        severity = min(severity, alert.severity)  # a hint can make it worse, never milder than the rules
     storm_texts = [m.text for m in on_topic or negative]
     topics = dominant_terms(storm_texts, background, k=8)
-    return Assessment(ctype, severity, first.platform if first else "", first.id if first else None,
-                      languages, topics, figures, topic=topic_phrase(topics, storm_texts))
+    topic = alert.topic or topic_phrase(topics, storm_texts)
+    origin = first.platform if first else alert.platform
+    return Assessment(ctype, severity, origin, first.id if first else None, languages,
+                      topics or ([alert.topic] if alert.topic else []), figures, topic=topic)
+
+
+ALERT_WEIGHT = 10
+_PLATFORM_HOSTS = {"x.com": "x", "twitter.com": "x", "facebook.com": "facebook", "fb.com": "facebook",
+                   "instagram.com": "instagram", "linkedin.com": "linkedin", "bsky.app": "bluesky"}
+
+
+@dataclass(frozen=True)
+class AlertSays:
+    """What the alert that opened an incident says about it (nothing, for a detector's signal)."""
+
+    types: tuple[str, ...] = ()
+    topic: str = ""
+    platform: str = ""
+    severity: int | None = None
+    negative: bool = False
+
+    @classmethod
+    def of(cls, sig: Signal | None, playbook: Playbook) -> AlertSays:
+        if sig is None or sig.kind != "alert":
+            return cls()
+        d = sig.details or {}
+        topic, text = str(d.get("topic") or "").strip(), str(d.get("text") or "")
+        host = (urlsplit(str(d.get("link") or "")).hostname or "").removeprefix("www.").removeprefix("mobile.")
+        sev = d.get("severity")
+        return cls(types=crisis_types_in(playbook.crisis_types, f"{topic}\n{text}"), topic=topic,
+                   platform=_PLATFORM_HOSTS.get(host, ""), severity=int(sev) if sev else None,
+                   negative=d.get("sentiment") == "negative")
 
 
 def topic_phrase(terms: list[str], texts: list[str]) -> str:

@@ -68,6 +68,8 @@ class GenericAlert(BaseModel):
     sentiment: str | float | None = Field(None, description="negative|neutral|positive|mixed or a score (<0 negative)")
     link: str | None = Field(None, max_length=2048)
     text: str | None = None
+    severity: int | str | None = Field(None, description="the sender's severity: 1 (worst) to 4, or critical, high, "
+                                                        "medium, low")
 
 
 @dataclass(frozen=True)
@@ -82,12 +84,14 @@ class AlertIn:
     sentiment: str | None = None
     link: str = ""
     text: str = ""
+    severity: int | None = None  # 1 (worst) to 4, as the sender judged it
     payload: dict[str, Any] = field(default_factory=dict)
 
     def row(self, received_at: datetime) -> dict[str, Any]:
         return {"source": self.source, "source_id": self.source_id, "brand": self.brand, "received_at": received_at,
                 "payload": {"alert": {"topic": self.topic, "volume": self.volume, "sentiment": self.sentiment,
-                                      "link": self.link, "text": self.text}, "raw": self.payload}}
+                                      "link": self.link, "text": self.text, "severity": self.severity},
+                            "raw": self.payload}}
 
 
 # -- parsing and validation ------------------------------------------------------------------
@@ -166,6 +170,25 @@ def _volume(value: Any, path: str) -> float | None:
     return float(value)
 
 
+_SEVERITIES = {"critical": 1, "sev1": 1, "high": 2, "sev2": 2, "medium": 3, "moderate": 3, "sev3": 3, "low": 4,
+               "sev4": 4, "minor": 4}
+
+
+def _severity(value: Any, path: str) -> int | None:
+    if value is MISSING or value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, str):
+        sev = _SEVERITIES.get(value.strip().casefold().replace(" ", ""))
+        if sev is None:
+            raise InvalidAlert(f"severity (from {path}) {value[:40]!r} is not 1-4 or one of critical, high, medium, low")
+        return sev
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4:
+        raise InvalidAlert(f"severity (from {path}) must be 1 (worst) to 4, or critical, high, medium, low")
+    return value
+
+
 def _sentiment(value: Any, path: str) -> str | None:
     if value is MISSING or value is None:
         return None
@@ -200,7 +223,7 @@ def map_alert(playbook: Playbook, source: str, doc: dict[str, Any]) -> AlertIn:
         src = doc.get("source", GENERIC)
         if not isinstance(src, str) or not _SOURCE_RE.match(src):
             raise InvalidAlert("source must be 1-64 letters, digits, '.', '_' or '-'")
-        paths = {k: k for k in ("source_id", "brand", "topic", "volume", "sentiment", "link", "text")}
+        paths = {k: k for k in ("source_id", "brand", "topic", "volume", "sentiment", "link", "text", "severity")}
     else:
         cfg = playbook.intake.sources.get(source)
         if cfg is None:
@@ -223,6 +246,7 @@ def map_alert(playbook: Playbook, source: str, doc: dict[str, Any]) -> AlertIn:
         sentiment=_sentiment(get.get("sentiment", MISSING), paths.get("sentiment", "-")),
         link=_text(get.get("link", MISSING), "link", paths.get("link", "-"), limit=2048),
         text=_text(get.get("text", MISSING), "text", paths.get("text", "-"), limit=4096, truncate=True),
+        severity=_severity(get.get("severity", MISSING), paths.get("severity", "-")),
         payload=doc,
     )
 
@@ -423,6 +447,7 @@ def _signal_for(a: Alert, incident_id: int | None) -> Signal:
                   score=0.0, volume=int(body.get("volume") or 0), baseline=0.0,
                   negative_share=1.0 if sentiment == "negative" else 0.0, platforms=[], incident_id=incident_id,
                   details={"alert_id": a.id, "source": a.source, "source_id": a.source_id, "topic": topic,
+                           "text": str(body.get("text") or ""), "severity": body.get("severity"),
                            "link": body.get("link", ""), "sentiment": sentiment, "reasons": [f"alert from {a.source}"]},
                   detected_at=a.received_at)
 

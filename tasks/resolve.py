@@ -17,11 +17,12 @@ from firebreak.store.queries import IncidentStatus, mark, update_summary
 from firebreak.tasks.detection.detector import Decision
 
 
-def at_baseline(playbook: Playbook, decisions: Sequence[Decision]) -> bool:
-    """True when the last `resolve.baseline_minutes` of buckets sit at the baseline: no alert,
-    and mean volume within `relax_below_ratio` of the mean baseline."""
+def at_baseline(playbook: Playbook, decisions: Sequence[Decision], since: datetime | None = None) -> bool:
+    """True when the last `resolve.baseline_minutes` of buckets sit at the baseline (mean
+    volume within `relax_below_ratio` of the mean baseline), all of them after `since` (the
+    incident's start): calm before the crisis began says nothing about it being over."""
     n = max(1, playbook.resolve.baseline_minutes // playbook.detection.bucket_minutes)
-    window = list(decisions[-n:])
+    window = [d for d in decisions[-n:] if since is None or d.at > since]
     if len(window) < n:
         return False
     vol = sum(d.volume for d in window) / n
@@ -37,10 +38,31 @@ def propose(db: Database, audit: AuditLog, playbook: Playbook, incident_id: int,
     update_summary(db, incident_id, resolve_run_id=run_id)
 
 
-def question(playbook: Playbook, incident_id: int) -> str:
-    """What the person confirming the all-clear is asked (Markdown)."""
-    return (f"## All-clear for incident #{incident_id}?\nMentions have been at baseline for "
-            f"{playbook.resolve.baseline_minutes} minutes. Confirm to lift the freeze"
+def calm_since(playbook: Playbook, decisions: Sequence[Decision], since: datetime | None = None) -> datetime | None:
+    """Since when the mention volume has been at baseline, bucket by bucket (after `since`);
+    None when the latest bucket is not."""
+    start = None
+    for d in reversed(decisions):
+        if (since is not None and d.at <= since) or d.volume > playbook.follow_up.relax_below_ratio * max(d.baseline, 1.0):
+            break
+        start = d.at - timedelta(minutes=playbook.detection.bucket_minutes)
+    return start
+
+
+def question(playbook: Playbook, incident_id: int, decisions: Sequence[Decision], since: datetime | None) -> str:
+    """What the person confirming the all-clear is asked (Markdown), with the measured facts."""
+    calm = calm_since(playbook, decisions, since)
+    last = decisions[-1] if decisions else None
+    if calm is not None and last is not None:
+        minutes = int((last.at - calm).total_seconds() // 60)
+        fact = (f"Mentions have been at baseline for {minutes} minutes (since {calm:%H:%M} UTC; the latest "
+                f"{playbook.detection.bucket_minutes}-minute bucket had {last.volume} against a usual {last.baseline:.0f}).")
+    elif last is not None:
+        fact = (f"Mentions are not at baseline: the latest {playbook.detection.bucket_minutes}-minute bucket had "
+                f"{last.volume} against a usual {last.baseline:.0f}.")
+    else:
+        fact = "There are no mention figures to go on."
+    return (f"## All-clear for incident #{incident_id}?\n{fact} Confirm to lift the freeze"
             + (", publish the closing statement" if playbook.resolve.closing_statement else "")
             + " and write the post-mortem.")
 

@@ -28,7 +28,7 @@ from firebreak.tasks.triage.features import (
     token_hashes,
     token_strings,
 )
-from firebreak.tasks.triage.keywords import TermList, fold_batch
+from firebreak.tasks.triage.keywords import TermList, crisis_types_in, fold_batch
 from firebreak.tasks.triage.model import (
     MODEL_DIR,
     MODEL_FILE,
@@ -53,6 +53,7 @@ __all__ = [
     "TermList",
     "Triage",
     "WordVectors",
+    "crisis_types_in",
     "dominant_terms",
     "feature_blocks",
     "featurise",

@@ -205,3 +205,9 @@ class _KeywordMatcher:
     def match_exact(self, folded: str) -> tuple[str, ...]:
         """Reference: every type's full pattern (tests compare match() with it)."""
         return tuple(tid for tid, rx in self._rules if rx.search(folded))
+
+
+def crisis_types_in(crisis_types: Sequence[CrisisType | TermList], text: str) -> tuple[str, ...]:
+    """The crisis types whose keywords occur in one text (an alert's topic and summary), by the
+    same rule as a mention's."""
+    return _KeywordMatcher(crisis_types).match_batch([text])[0] if text.strip() else ()

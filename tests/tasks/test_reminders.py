@@ -37,14 +37,14 @@ def test_nobody_before_the_first_interval_then_everyone_who_could_sign(db, audit
     d, ready = _draft(db, audit, playbook, severity=1)  # comms + legal
     every = remind_interval(playbook)
     assert due_reminders(db, playbook, d.id, ready + every - timedelta(seconds=1)) == []
-    assert due_reminders(db, playbook, d.id, ready + every) == ["maria", "tomas", "ingrid"]
+    assert due_reminders(db, playbook, d.id, ready + every) == ["maria", "tomas", "ingrid", "lena"]
 
 
 def test_only_those_who_have_not_answered_for_a_missing_role(db, audit, playbook) -> None:  # type: ignore[no-untyped-def]
     d, ready = _draft(db, audit, playbook, severity=1)
     record_decision(db, audit, playbook, d.id, "maria", "approve", "cli", d.sha256)
     # comms is filled by maria: tomas need not sign; ingrid (legal) still must.
-    assert due_reminders(db, playbook, d.id, ready + remind_interval(playbook)) == ["ingrid"]
+    assert due_reminders(db, playbook, d.id, ready + remind_interval(playbook)) == ["ingrid", "lena"]
     record_decision(db, audit, playbook, d.id, "ingrid", "approve", "cli", d.sha256)
     assert due_reminders(db, playbook, d.id, ready + 5 * remind_interval(playbook)) == []
 
