@@ -33,15 +33,21 @@ def respond(incident_id: int) -> dict[str, Any]:
         # The run says what it is about in the UI's list: brand, incident, type, severity.
         rename_run(f"{rt.brand} #{incident_id} · {assessment['type']} · severity {assessment['severity']}")
         escalation = steps.escalate.submit(incident_id)
-        frozen = steps.freeze(incident_id)
-        draft_id = steps.draft(incident_id, "holding", 0)
-        with stage(incident_id, "approve"):
-            approved = await_sign_off(incident_id, draft_id)
-        published = steps.publish(incident_id, approved)
-        steps.brief_staff(incident_id, approved)
-        steps.engage(incident_id)  # replies can now point to the published statement
-        updates = follow_up(incident_id)
-        closing = resolve(incident_id)
+        try:
+            frozen = steps.freeze(incident_id)
+            draft_id = steps.draft(incident_id, "holding", 0)
+            with stage(incident_id, "approve"):
+                approved = await_sign_off(incident_id, draft_id)
+            published = steps.publish(incident_id, approved)
+            steps.brief_staff(incident_id, approved)
+            steps.engage(incident_id)  # replies can now point to the published statement
+            updates = follow_up(incident_id)
+            closing = resolve(incident_id)
+        finally:
+            # Paging runs beside the response until someone acknowledges, the ladder ends or the
+            # incident is resolved; the run ends with it, also when a stage failed (people must
+            # still be reached then), so no task is left running behind a finished run.
+            escalation.wait()
         esc = escalation.result()
     create_markdown_artifact(key=f"incident-{incident_id}-summary", markdown=closing.get("postmortem_markdown", ""),
                              description=f"Post-mortem of incident #{incident_id}")

@@ -179,7 +179,8 @@ def escalate(incident_id: int) -> dict[str, Any]:
     with stage(incident_id, "escalate"):
         res = escalate_mod.run_escalation(rt.db, rt.audit, rt.playbook, rt.notifiers(), rt.clock, incident_id,
                                           poll_s=5.0, ack=AckLinks(codes_mod.signing_key(rt.settings), rt.settings.public_url))
-    return {"acknowledged_by": res.acknowledged_by, "pages": len(res.pages), "exhausted": res.exhausted}
+    return {"acknowledged_by": res.acknowledged_by, "pages": len(res.pages), "exhausted": res.exhausted,
+            "resolved": res.resolved}
 
 
 # Short delays: the freeze races posts that are about to go out; holds are idempotent.

@@ -18,6 +18,7 @@ from firebreak.connectors.notify import Notifier
 from firebreak.domain import utcnow
 from firebreak.store.db import Database
 from firebreak.store.models import Incident
+from firebreak.store.queries import IncidentStatus
 from firebreak.tasks.ack import AckLinks, ack_code
 from firebreak.tasks.lockdown import rotation_notice
 from firebreak.tasks.notify import Outgoing, send_once
@@ -30,6 +31,7 @@ class EscalationResult:
     acknowledged_by: str | None = None
     pages: list[dict] = field(default_factory=list)
     exhausted: bool = False
+    resolved: bool = False  # the incident was resolved before anyone acknowledged: paging stopped
 
 
 def page_text(inc: Incident, playbook: Playbook, level: int, *, person: str | None = None,
@@ -67,6 +69,22 @@ def is_acknowledged(db: Database, incident_id: int) -> str | None:
         return inc.acknowledged_by if inc else None
 
 
+def _settled(db: Database, audit: AuditLog, incident_id: int, result: EscalationResult) -> bool:
+    """Paging stops once someone acknowledged or the incident is over (then nobody need be woken)."""
+    with db.session() as s:
+        inc = s.get(Incident, incident_id)
+        by, over = (inc.acknowledged_by, inc.status == IncidentStatus.RESOLVED) if inc else (None, True)
+    if by:
+        result.acknowledged_by = by
+        return True
+    if over:
+        result.resolved = True
+        audit.append("firebreak", "escalation.stopped", f"incident:{incident_id}",
+                     {"reason": "incident resolved before anyone acknowledged", "pages": len(result.pages)})
+        return True
+    return False
+
+
 def acknowledge(db: Database, audit: AuditLog, incident_id: int, person: str, channel: str) -> bool:
     """Returns False if someone acknowledged first (the first acknowledgement counts)."""
     with db.session() as s:
@@ -96,8 +114,7 @@ def run_escalation(db: Database, audit: AuditLog, playbook: Playbook, notifiers:
         for idx in range(sev.start_level - 1, len(policy.levels)):
             level_no = idx + 1
             lvl = policy.levels[idx]
-            if by := is_acknowledged(db, incident_id):
-                result.acknowledged_by = by
+            if _settled(db, audit, incident_id, result):
                 return result
             people = []
             for t in lvl.targets:
@@ -121,16 +138,14 @@ def run_escalation(db: Database, audit: AuditLog, playbook: Playbook, notifiers:
                         target=target, subject=subject, body=body, person=pid, level=level_no, round=rnd))
                     result.pages.append({"level": level_no, "round": rnd, "person": pid, "channel": ch,
                                          "status": row.status})
-            log.info("paged", incident=incident_id, level=level_no, round=rnd, people=people)
+            log.info(f"Paged level {level_no} (round {rnd + 1}): {', '.join(people)}", incident=incident_id)
             # Wait the acknowledgement timeout in short steps so an ack stops the ladder promptly.
             waited, timeout = 0.0, lvl.ack_timeout_minutes * 60
             while waited < timeout:
                 step = min(poll_s, timeout - waited)
                 clock.sleep(step)
                 waited += step
-                who = is_acknowledged(db, incident_id)
-                if who:
-                    result.acknowledged_by = who
+                if _settled(db, audit, incident_id, result):
                     return result
     result.exhausted = True
     audit.append("firebreak", "escalation.exhausted", f"incident:{incident_id}", {"pages": len(result.pages)})

@@ -62,3 +62,26 @@ def test_staff_briefing_has_statement_and_qa(db, audit, playbook) -> None:  # ty
     brief_staff(db, audit, playbook, {"email": email}, inc.id, "We are aware of reports.")
     (target, msg), = email.sent
     assert target == "staff@fjell.example" and "We are aware of reports." in msg.body and "Q&A" in msg.body
+
+
+def test_paging_stops_when_the_incident_is_resolved_before_anyone_acknowledges(db, audit, playbook) -> None:  # type: ignore[no-untyped-def]
+    """Nobody acknowledged, but the crisis is over: the ladder stops at its next check instead
+    of waking people (and keeping the response run open) for a crisis that has ended."""
+    from firebreak.store.queries import IncidentStatus, mark
+
+    inc = make_incident(db, playbook, severity=1)
+    notifiers = {"slack": FakeNotifier("slack"), "email": FakeNotifier("email")}
+
+    class ResolvesDuringTheWait(VirtualClock):
+        def sleep(self, seconds: float) -> None:
+            super().sleep(seconds)
+            mark(db, inc.id, status=IncidentStatus.RESOLVED)
+
+    res = run_escalation(db, audit, playbook, notifiers, ResolvesDuringTheWait(datetime(2026, 1, 1, tzinfo=timezone.utc)),
+                         inc.id)
+    assert res.resolved and not res.exhausted and res.acknowledged_by is None
+    assert {p["level"] for p in res.pages} == {1}  # level 2 was never paged
+    with db.session() as s:
+        from firebreak.store.models import AuditEvent
+
+        assert s.query(AuditEvent).filter_by(action="escalation.stopped").count() == 1
