@@ -82,7 +82,7 @@ def await_sign_off(incident_id: int, draft_id: int) -> int:
             return draft_id
         if draft_id not in coded:
             approve_mod.send_codes(rt.db, rt.audit, rt.playbook, rt.notifiers(), codes_mod.signing_key(rt.settings),
-                                   rt.settings.public_url, d)
+                                   rt.settings.public_url, d, ui_url=_run_url(run_id))
             coded.add(draft_id)
         description = approve_mod.review_markdown(rt.db, rt.playbook, d)
         # Reminders come from a side thread: re-pausing after a pause timeout is refused by the
@@ -113,6 +113,14 @@ def await_sign_off(incident_id: int, draft_id: int) -> int:
         if answer.decision == "reject":
             draft_id = approve_mod.next_version(rt.db, rt.audit, rt.playbook, d, answer.approver, answer.comment,
                                                 answer.revision).id
+
+
+def _run_url(run_id: str) -> str | None:
+    """The run's page in the Prefect UI, where its sign-off form is (None: no UI to point at)."""
+    from prefect.settings import PREFECT_UI_URL
+
+    ui = PREFECT_UI_URL.value()
+    return f"{ui.rstrip('/')}/runs/flow-run/{run_id}" if ui else None
 
 
 def resume_paused(run_id: str | None, run_input: dict[str, Any], wait_s: float = 10.0) -> None:

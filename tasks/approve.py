@@ -236,9 +236,24 @@ def ensure_publishable(db: Database, playbook: Playbook, draft_id: int) -> None:
 
 # -- proof of who answers, and what follows a rejection ----------------------------------------
 
+def preview(draft: Draft, lines: int = 4) -> str:
+    """What an approver is asked to sign, readable in a message: every platform's variant with
+    its length and its first lines."""
+    out = []
+    for platform, parts in draft.variants.items():
+        text = "\n".join(parts)
+        body = [line for line in text.splitlines() if line.strip()]
+        shown = "\n".join(f"    {line}" for line in body[:lines]) + ("\n    …" if len(body) > lines else "")
+        posts = f"{len(parts)} posts, thread" if len(parts) > 1 else "1 post"
+        out.append(f"- {platform} ({posts}, {len(text)} characters):\n{shown}")
+    return "\n".join(out)
+
+
 def send_codes(db: Database, audit: AuditLog, playbook: Playbook, notifiers: dict[str, Notifier], key: bytes,
-               public_url: str, draft: Draft) -> list[str]:
-    """One code and one signed link per possible approver, on their own channel, once per draft."""
+               public_url: str, draft: Draft, *, ui_url: str | None = None) -> list[str]:
+    """One code and one signed link per possible approver, on their own channel, once per draft.
+    The message carries the text to sign and both ways to sign it: the Prefect UI form (`ui_url`,
+    with the code) and the approval page behind the link."""
     status = approval_status(db, playbook, draft.id)
     ttl = timedelta(minutes=playbook.approval.expiry_minutes)
     sent = []
@@ -250,9 +265,14 @@ def send_codes(db: Database, audit: AuditLog, playbook: Playbook, notifiers: dic
             continue
         issued = codes_mod.issue(db, key, draft.id, person.id, ttl)
         link = f"{public_url.rstrip('/')}/approve/{issued.link_token}"
-        body = (f"Draft {draft.kind} statement #{draft.id} v{draft.version} needs your sign-off "
-                f"(hash {draft.sha256[:12]}…).\nYour one-time code: {issued.code}\nOr open: {link}\n"
-                f"Valid for {playbook.approval.expiry_minutes} minutes.")
+        roles = ", ".join(r for r in person.roles if r in status.required_roles)
+        ui = f"Sign in the Prefect UI ({ui_url}) with your one-time code: {issued.code}" if ui_url else \
+            f"Your one-time code (for the Prefect UI form): {issued.code}"
+        body = (f"Draft {draft.kind} statement #{draft.id} v{draft.version} needs your sign-off as {roles} "
+                f"(hash {draft.sha256[:12]}…).\n\nWhat you sign:\n{preview(draft)}\n\n"
+                f"{ui}\nOr open: {link}\n(on your phone; the link is your proof, no code needed)\n"
+                f"Both are valid for {playbook.approval.expiry_minutes} minutes. "
+                f"Or from a terminal: firebreak approve {draft.id} --as {person.id}")
         send_once(db, audit, notifiers, draft.incident_id, Outgoing(
             key=f"code:{draft.id}:{person.id}", kind="code", channel=channel, target=person.channels[channel],
             subject=f"[Firebreak] Sign-off needed: {draft.kind} statement v{draft.version}", body=body,

@@ -120,3 +120,19 @@ def test_no_sequence_of_rejections_and_revisions_makes_a_draft_unsignable(db, au
         for role, person in assign_roles(["comms", "legal"], holders).items():
             record_decision(db, audit, playbook, d.id, person, "approve", "cli", d.sha256, role=role)
         assert approval_status(db, playbook, d.id).satisfied, (sequence, d.author)
+
+
+def test_the_sign_off_message_carries_the_text_and_both_ways_to_sign(db, audit, playbook) -> None:  # type: ignore[no-untyped-def]
+    from firebreak.tasks.approve import send_codes
+    from tests.fakes import FakeNotifier
+
+    d = _draft(db, audit, playbook)
+    email = FakeNotifier("email")
+    sent = send_codes(db, audit, playbook, {"email": email}, b"k" * 32, "https://firebreak.example", d,
+                      ui_url="http://ui.example/runs/flow-run/abc")
+    assert set(sent) == {"maria", "tomas", "ingrid", "lena"}
+    body = next(m.body for target, m in email.sent if target == "ingrid@fjell.example")
+    assert "as legal" in body and "We are aware of reports." in body  # the text itself
+    assert "- x (1 post, 35 characters)" in body and "- linkedin (1 post, 35 characters)" in body
+    assert "Sign in the Prefect UI (http://ui.example/runs/flow-run/abc) with your one-time code: " in body
+    assert "Or open: https://firebreak.example/approve/" in body and f"firebreak approve {d.id} --as ingrid" in body
