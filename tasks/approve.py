@@ -267,7 +267,7 @@ def send_codes(db: Database, audit: AuditLog, playbook: Playbook, notifiers: dic
         link = f"{public_url.rstrip('/')}/approve/{issued.link_token}"
         roles = ", ".join(r for r in person.roles if r in status.required_roles)
         ui = f"Sign in the Prefect UI ({ui_url}) with your one-time code: {issued.code}" if ui_url else \
-            f"Your one-time code (for the Prefect UI form): {issued.code}"
+            f"Your one-time code: {issued.code} (for the sign-off form of the run in the Prefect UI)"
         body = (f"Draft {draft.kind} statement #{draft.id} v{draft.version} needs your sign-off as {roles} "
                 f"(hash {draft.sha256[:12]}…).\n\nWhat you sign:\n{preview(draft)}\n\n"
                 f"{ui}\nOr open: {link}\n(on your phone; the link is your proof, no code needed)\n"
