@@ -17,6 +17,8 @@ started, by its id.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import os
 import signal
 import socket
@@ -45,6 +47,7 @@ class UpConfig:
     sandbox: bool = False
     sandbox_port: int = 8700
     storm_in_minutes: float = 10.0  # with the sandbox: when its scenario's storm begins
+    storm_speed: float = 1.0  # and how many times faster than the scenario says it unfolds
     web_host: str | None = None  # None: the settings' (FIREBREAK_WEB_HOST, FIREBREAK_WEB_PORT)
     web_port: int | None = None
     monitor_interval_s: int = 300
@@ -61,6 +64,9 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
     up.add_argument("--sandbox-port", type=int, default=8700)
     up.add_argument("--storm-in", type=float, default=10.0,
                     help="with --sandbox: minutes until the scenario's storm begins (e.g. 1 to see a crisis soon)")
+    up.add_argument("--storm-speed", type=float, default=1.0,
+                    help="with --sandbox: the storm unfolds this many times faster (its mentions closer together; "
+                         "5 shows a crisis within minutes)")
     up.add_argument("--web-host", default=None, help="the approval, acknowledgement and status pages "
                     "(default FIREBREAK_WEB_HOST or 127.0.0.1)")
     up.add_argument("--web-port", type=int, default=None, help="default FIREBREAK_WEB_PORT or 8788")
@@ -73,7 +79,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     get_playbook()  # fail fast, before the Prefect server starts
     return run_up(UpConfig(host=args.host, port=args.port, intake_host=args.intake_host,
                            intake_port=args.intake_port, sandbox=args.sandbox, sandbox_port=args.sandbox_port,
-                           storm_in_minutes=args.storm_in, web_host=args.web_host, web_port=args.web_port,
+                           storm_in_minutes=args.storm_in, storm_speed=args.storm_speed, web_host=args.web_host,
+                           web_port=args.web_port,
                            monitor_interval_s=args.monitor_interval))
 
 
@@ -138,6 +145,12 @@ def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _cancelled_on_stop(record: logging.LogRecord) -> bool:
+    """False (drop) for asyncio's report of a task cancelled while the stack stops."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return not isinstance(exc, asyncio.CancelledError)
+
+
 def run_up(cfg: UpConfig | None = None, *, out: TextIO = sys.stdout) -> int:
     """Run the stack until Ctrl-C / SIGTERM; returns the exit code (0 on a clean stop)."""
     cfg = cfg or UpConfig()
@@ -190,13 +203,22 @@ def run_up(cfg: UpConfig | None = None, *, out: TextIO = sys.stdout) -> int:
               f"  Prefect UI      http://{cfg.host}:{cfg.port}\n"
               f"  alert intake    http://{cfg.intake_host}:{cfg.intake_port}/alerts  (docs: /docs; token: {token_hint})\n"
               f"  web pages       {get_settings().public_url}  (approval and acknowledgement links, /status)\n"
-              + (f"  sandbox         {sandbox_url}  (storm in {cfg.storm_in_minutes:g} min)\n"
+              + (f"  sandbox         {sandbox_url}  (storm in {cfg.storm_in_minutes:g} min, "
+                 f"{cfg.storm_speed:g}x speed)\n"
                  f"  inbox           {sandbox_url}/_sandbox/inbox  (pages, codes and links Firebreak sent)\n"
                  if sandbox_url else "")
               + f"  deployments     monitor (every {cfg.monitor_interval_s} s), respond (on firebreak.crisis.detected)\n"
               "Ctrl-C stops everything.", file=out, flush=True)
 
         from prefect import serve
+        from prefect.runner.runner import Runner
+
+        # serve()'s runner replaces the SIGTERM handler with one that exits from inside its
+        # event loop (tracebacks, and none of the clean stop below); SIGTERM here is Ctrl-C.
+        Runner.handle_sigterm = staticmethod(_sigterm_as_interrupt)  # type: ignore[method-assign,assignment]
+        # Stopping while a run's control connection is open cancels its reader, and asyncio logs
+        # that as an error with a traceback: the expected end of a connection, not a fault.
+        logging.getLogger("asyncio").addFilter(_cancelled_on_stop)
 
         # serve() returns on KeyboardInterrupt (and pauses the schedules, so nothing piles up
         # while the stack is down); the ExitStack then stops the rest in reverse order.
@@ -254,7 +276,7 @@ def _start_sandbox(stack: ExitStack, cfg: UpConfig) -> tuple[str, "Mailbox"]:
     from firebreak.drill.mailbox import Mailbox
 
     pb = load_playbook(get_settings().playbook)
-    scen = load_scenario("default", utcnow() + timedelta(minutes=cfg.storm_in_minutes))
+    scen = load_scenario("default", utcnow() + timedelta(minutes=cfg.storm_in_minutes), pace=cfg.storm_speed)
     state = SandboxState(VirtualClock(utcnow(), compression=1.0, auto_advance=False),
                          brand_handle={p: a.handle for p, a in pb.brand.accounts.items()})
     state.load(scen.mentions, scen.scheduled, scen.brand_posts)

@@ -75,16 +75,18 @@ def _pick_lang(rng: random.Random, mix: dict[str, float]) -> str:
 
 
 class _Builder:
-    def __init__(self, spec: dict[str, Any], t0: datetime):
+    def __init__(self, spec: dict[str, Any], t0: datetime, pace: float = 1.0):
         self.spec = spec
         self.t0 = t0
+        self.pace = pace
         self.rng = random.Random(spec.get("seed", 1))
         self.n = 0
         self.handles = {Platform(k): v for k, v in spec.get("handles", {}).items()}
         self.brand_post_ids: dict[Platform, list[str]] = {}
 
     def at(self, minutes: float) -> datetime:
-        return self.t0 + timedelta(minutes=minutes)
+        # From T0 on, the scenario plays `pace` times faster: the same storm, sooner.
+        return self.t0 + timedelta(minutes=minutes if minutes <= 0 else minutes / self.pace)
 
     def next_id(self, platform: Platform) -> str:
         self.n += 1
@@ -180,11 +182,15 @@ class _Builder:
         return native, queued
 
 
-def load_scenario(name_or_path: str | Path, t0: datetime) -> Scenario:
+def load_scenario(name_or_path: str | Path, t0: datetime, *, pace: float = 1.0) -> Scenario:
+    """The scenario with its storm starting at `t0`; `pace` > 1 plays everything from `t0` on
+    that many times faster (the same mentions, closer together)."""
+    if pace <= 0:
+        raise ConfigError(f"scenario pace must be positive, not {pace}")
     path = scenario_path(name_or_path)
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-        b = _Builder(spec, t0)
+        b = _Builder(spec, t0, pace)
         posts = b.brand_posts()
         mentions = b.chatter() + b.storm()
         native, queued = b.scheduled()

@@ -50,8 +50,9 @@ def test_up_sandbox_runs_the_scheduled_monitor_serves_everything_and_stops_clean
     """The stack a new user starts: `firebreak up --sandbox`. The pinned dependencies work
     together: the Prefect server's scheduler (not the test) creates a monitor run, which the
     served deployment completes against the sandbox platforms with their credentials, and the
-    server log has no traceback. The intake, the web pages and the sandbox inbox answer; Ctrl-C
-    stops all of it and leaves no process behind."""
+    server log has no traceback. The intake, the web pages and the sandbox inbox answer; SIGTERM
+    (what `docker stop` and Kubernetes send; Ctrl-C takes the same path) stops all of it, with
+    no traceback, and leaves no process behind."""
     data = str(tmp_path / "data")
     port, intake, web, sandbox = _free_port(), _free_port(), _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREBREAK_", "PREFECT_"))}
@@ -110,13 +111,13 @@ def test_up_sandbox_runs_the_scheduled_monitor_serves_everything_and_stops_clean
         assert stored == {"x", "facebook", "instagram", "linkedin", "mastodon", "bluesky"}  # credentials accepted
     finally:
         t_stop = time.monotonic()
-        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        proc.send_signal(signal.SIGTERM)
         try:
             out, err = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             out, err = proc.communicate()
-            pytest.fail(f"firebreak up did not stop within 30 s of Ctrl-C: {err[-2000:]}")
+            pytest.fail(f"firebreak up did not stop within 30 s of SIGTERM: {err[-2000:]}")
     print(f"stopped in {time.monotonic() - t_stop:.1f} s")
     assert proc.returncode == 0, err[-3000:]
     assert "Firebreak is up" in out and "stopped." in out and "inbox" in out
