@@ -22,6 +22,7 @@ from prefect.client.orchestration import get_client
 from prefect.context import get_run_context
 from prefect.exceptions import NotPausedError, ObjectNotFound
 from prefect.flow_runs import pause_flow_run, resume_flow_run
+from prefect.artifacts import create_markdown_artifact
 from prefect.input import RunInput
 from pydantic import Field
 
@@ -37,9 +38,9 @@ from firebreak.flows.runtime import Runtime, get_runtime
 
 class ApprovalInput(RunInput):
     approver: str = Field(description="your person id in the playbook, e.g. maria")
+    code: str = Field(description="the one-time code Firebreak sent you for this draft")
     decision: Literal["approve", "reject"] = "approve"
     sha256: str = Field(description="the hash shown above: you approve exactly this text")
-    code: str = Field("", description="the one-time code Firebreak sent you for this draft")
     comment: str = ""
     revision: str = Field("", description="to reject with a rewrite: your suggested text (one text, split per platform)")
 
@@ -71,6 +72,8 @@ def await_sign_off(incident_id: int, draft_id: int) -> int:
     timeout = rt.playbook.approval.pause_timeout_minutes * 60
     attempt = 0
     coded: set[int] = set()
+    documented: set[int] = set()
+    refused = ""  # why the last answer was not accepted: shown on the form that comes back
     while True:
         attempt += 1
         with rt.db.session() as s:
@@ -84,7 +87,12 @@ def await_sign_off(incident_id: int, draft_id: int) -> int:
             approve_mod.send_codes(rt.db, rt.audit, rt.playbook, rt.notifiers(), codes_mod.signing_key(rt.settings),
                                    rt.settings.public_url, d, ui_url=_run_url(run_id))
             coded.add(draft_id)
-        description = approve_mod.review_markdown(rt.db, rt.playbook, d)
+        artifact = f"draft-{draft_id}"
+        if draft_id not in documented:
+            documented.add(draft_id)
+            create_markdown_artifact(key=artifact, markdown=approve_mod.review_markdown(rt.db, rt.playbook, d),
+                                     description=f"Draft {draft_id}: every platform's text, the hash, the changes")
+        description = approve_mod.form_markdown(rt.db, rt.playbook, d, refused=refused, full_text=artifact)
         # Reminders come from a side thread: re-pausing after a pause timeout is refused by the
         # server (the run is still Paused), so one pause waits the whole time.
         stop = threading.Event()
@@ -103,13 +111,16 @@ def await_sign_off(incident_id: int, draft_id: int) -> int:
             rt.audit.append(answer.approver, "approval.refused", f"draft:{draft_id}",
                             {"channel": "unverified", "decision": answer.decision, "reason": str(exc)})
             log.warning("Sign-off refused: %s", exc)
+            refused = str(exc)
             continue
         try:
             approve_mod.record_decision(rt.db, rt.audit, rt.playbook, draft_id, answer.approver, answer.decision,
                                         channel, answer.sha256, comment=answer.comment or None)
         except ApprovalError as exc:
             log.warning("Sign-off refused: %s", exc)
+            refused = str(exc)
             continue
+        refused = ""
         if answer.decision == "reject":
             draft_id = approve_mod.next_version(rt.db, rt.audit, rt.playbook, d, answer.approver, answer.comment,
                                                 answer.revision).id

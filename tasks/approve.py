@@ -220,6 +220,38 @@ def review_markdown(db: Database, playbook: Playbook, draft: Draft) -> str:
     return "\n".join(lines)
 
 
+def form_markdown(db: Database, playbook: Playbook, draft: Draft, *, refused: str = "", full_text: str = "") -> str:
+    """The sign-off form's description in the Prefect UI: short enough to read without
+    scrolling in the form's dialog. The text in full (one variant: the others are the same words
+    cut to each platform's length), what each platform gets, the hash, who is still needed; the
+    last answer's refusal on top, when there was one. Every variant in full and the changes
+    since the previous version are in `full_text` (the run's artifact)."""
+    with db.session() as s:
+        inc = s.get(Incident, draft.incident_id)
+        assert inc is not None
+    status = approval_status(db, playbook, draft.id)
+    # The variant to show: the longest single post (Facebook, LinkedIn carry the whole text).
+    shown_platform, parts = max(draft.variants.items(), key=lambda kv: (len(kv[1]) == 1, len("".join(kv[1]))))
+    others = []
+    for platform, ps in draft.variants.items():
+        n = len("\n".join(ps))
+        others.append(f"{platform}: {len(ps)}-post thread, {n} chars" if len(ps) > 1 else f"{platform}: {n} chars")
+    crisis = playbook.crisis_type(inc.type).name if inc.type else "unclassified"
+    lines = []
+    if refused:
+        lines += [f"**⚠ Your last answer was not accepted: {refused}**", ""]
+    lines += [f"**{draft.kind.title()} statement v{draft.version}** · incident #{inc.id} · {crisis} · severity "
+              f"{inc.severity}. Still needed: **{', '.join(status.missing_roles) or 'nobody'}**.", ""]
+    lines += [f"> {line}" if line else ">" for line in "\n".join(parts).splitlines()]
+    lines += ["", f"Shown as on {shown_platform}. " + "; ".join(others) + ".",
+              f"You approve exactly this text: sha256 `{draft.sha256[:16]}…`. Fill in your person id and the "
+              "one-time code Firebreak sent you."]
+    if full_text:
+        lines.append(f"Every platform's text in full{' and the changes' if previous_version(db, draft) else ''}: "
+                     f"the run's artifact *{full_text}*.")
+    return "\n".join(lines)
+
+
 def latest_pending(db: Database, incident_id: int | None = None) -> list[Draft]:
     with db.session() as s:
         q = select(Draft).where(Draft.status == "pending")

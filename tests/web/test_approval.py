@@ -161,6 +161,23 @@ def test_expired_link_is_refused(runtime) -> None:  # type: ignore[no-untyped-de
     assert "signature" in client.get(f"/approve/{tampered}").text
 
 
+def _form_description(run_id: str) -> str:
+    """The Markdown the Prefect UI shows above the paused run's form."""
+    from prefect.client.orchestration import get_client
+    from prefect.input.run_input import keyset_from_paused_state
+
+    with get_client(sync_client=True) as client:
+        deadline = time.monotonic() + 10
+        while True:
+            state = client.read_flow_run(run_id).state
+            try:
+                return str(client.read_flow_run_input(run_id, keyset_from_paused_state(state)["description"]))
+            except Exception:  # noqa: BLE001 - the description is saved just after the pause
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+
 def test_ui_form_needs_the_one_time_code(runtime) -> None:  # type: ignore[no-untyped-def]
     from prefect.flow_runs import resume_flow_run
 
@@ -174,7 +191,8 @@ def test_ui_form_needs_the_one_time_code(runtime) -> None:  # type: ignore[no-un
     wrong = "000000" if code != "000000" else "111111"
     resume_flow_run(run_id, run_input={"approver": "maria", "decision": "approve", "sha256": draft.sha256, "code": wrong})
     time.sleep(0.5)
-    run_id = _wait_paused(rt, draft.id)  # refused: the run pauses again
+    run_id = _wait_paused(rt, draft.id)  # refused: the run pauses again, and its form says why
+    assert "not accepted" in _form_description(run_id) and "wrong code" in _form_description(run_id)
     resume_flow_run(run_id, run_input={"approver": "maria", "decision": "approve", "sha256": draft.sha256, "code": code})
     thread.join(timeout=30)
     assert result.get("approved") == draft.id
