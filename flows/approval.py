@@ -24,7 +24,7 @@ from prefect.exceptions import NotPausedError, ObjectNotFound
 from prefect.flow_runs import pause_flow_run, resume_flow_run
 from prefect.artifacts import create_markdown_artifact
 from prefect.input import RunInput
-from pydantic import Field
+from pydantic import Field, create_model
 
 from firebreak.config.logging import get_logger
 from firebreak.domain import utcnow
@@ -92,14 +92,15 @@ def await_sign_off(incident_id: int, draft_id: int) -> int:
             documented.add(draft_id)
             create_markdown_artifact(key=artifact, markdown=approve_mod.review_markdown(rt.db, rt.playbook, d),
                                      description=f"Draft {draft_id}: every platform's text, the hash, the changes")
-        description = approve_mod.form_markdown(rt.db, rt.playbook, d, refused=refused, full_text=artifact)
+        description, text = approve_mod.sign_off_form(rt.db, rt.playbook, d, refused=refused, full_text=artifact)
         # Reminders come from a side thread: re-pausing after a pause timeout is refused by the
         # server (the run is still Paused), so one pause waits the whole time.
         stop = threading.Event()
         threading.Thread(target=_remind_until, args=(rt, draft_id, stop), daemon=True, name=f"remind-{draft_id}").start()
         try:
             answer = pause_flow_run(
-                wait_for_input=ApprovalInput.with_initial_data(description=description, sha256=d.sha256, decision="approve"),
+                wait_for_input=_form_for(d, text).with_initial_data(description=description, sha256=d.sha256,
+                                                                    decision="approve"),
                 timeout=timeout, poll_interval=1, key=f"draft-{draft_id}-{attempt}",  # unique: a reused key skips the pause
             )
         finally:
@@ -124,6 +125,13 @@ def await_sign_off(incident_id: int, draft_id: int) -> int:
         if answer.decision == "reject":
             draft_id = approve_mod.next_version(rt.db, rt.audit, rt.playbook, d, answer.approver, answer.comment,
                                                 answer.revision).id
+
+
+def _form_for(draft: Draft, text: str) -> type[ApprovalInput]:
+    """The sign-off form for one draft: the text to sign is the first field's help, the one
+    place the Prefect UI shows a long text whole (the description above the form scrolls)."""
+    return create_model(f"SignOffDraft{draft.id}v{draft.version}", __base__=ApprovalInput,
+                        approver=(str, Field(description=f"{text}\n\nYour person id in the playbook, e.g. maria")))
 
 
 def _run_url(run_id: str) -> str | None:

@@ -220,12 +220,14 @@ def review_markdown(db: Database, playbook: Playbook, draft: Draft) -> str:
     return "\n".join(lines)
 
 
-def form_markdown(db: Database, playbook: Playbook, draft: Draft, *, refused: str = "", full_text: str = "") -> str:
-    """The sign-off form's description in the Prefect UI: short enough to read without
-    scrolling in the form's dialog. The text in full (one variant: the others are the same words
-    cut to each platform's length), what each platform gets, the hash, who is still needed; the
-    last answer's refusal on top, when there was one. Every variant in full and the changes
-    since the previous version are in `full_text` (the run's artifact)."""
+def sign_off_form(db: Database, playbook: Playbook, draft: Draft, *, refused: str = "",
+                  full_text: str = "") -> tuple[str, str]:
+    """What the Prefect UI's sign-off form shows, as (description, text). The UI puts the
+    description in a short scroll box above the form, so it holds only the essentials: the last
+    answer's refusal when there was one, what is asked and of whom, the hash. The text itself
+    goes where the form shows it whole: the first field's help (`text`). One variant in full
+    (the others are the same words cut to each platform's length) and what each platform gets;
+    every variant and the changes since the previous version are in `full_text` (an artifact)."""
     with db.session() as s:
         inc = s.get(Incident, draft.incident_id)
         assert inc is not None
@@ -240,16 +242,16 @@ def form_markdown(db: Database, playbook: Playbook, draft: Draft, *, refused: st
     lines = []
     if refused:
         lines += [f"**⚠ Your last answer was not accepted: {refused}**", ""]
-    lines += [f"**{draft.kind.title()} statement v{draft.version}** · incident #{inc.id} · {crisis} · severity "
-              f"{inc.severity}. Still needed: **{', '.join(status.missing_roles) or 'nobody'}**.", ""]
-    lines += [f"> {line}" if line else ">" for line in "\n".join(parts).splitlines()]
-    lines += ["", f"Shown as on {shown_platform}. " + "; ".join(others) + ".",
-              f"You approve exactly this text: sha256 `{draft.sha256[:16]}…`. Fill in your person id and the "
-              "one-time code Firebreak sent you."]
+    lines.append(f"**{draft.kind.title()} statement v{draft.version}** · incident #{inc.id} · {crisis} · severity "
+                 f"{inc.severity}. Still needed: **{', '.join(status.missing_roles) or 'nobody'}**. "
+                 f"sha256 `{draft.sha256[:16]}…`")
     if full_text:
         lines.append(f"Every platform's text in full{' and the changes' if previous_version(db, draft) else ''}: "
                      f"the run's artifact *{full_text}*.")
-    return "\n".join(lines)
+    paragraphs = [line for line in "\n".join(parts).splitlines() if line.strip()]
+    text = (f"**You approve exactly this text** (as on {shown_platform}; {'; '.join(others)}):\n\n"
+            + "\n\n".join(paragraphs))
+    return "\n".join(lines), text
 
 
 def latest_pending(db: Database, incident_id: int | None = None) -> list[Draft]:

@@ -138,13 +138,13 @@ def test_the_sign_off_message_carries_the_text_and_both_ways_to_sign(db, audit, 
     assert "Or open: https://firebreak.example/approve/" in body and f"firebreak approve {d.id} --as ingrid" in body
 
 
-def test_the_ui_form_shows_the_text_short_enough_to_read_and_why_an_answer_was_refused(db, audit, playbook) -> None:  # type: ignore[no-untyped-def]
-    from firebreak.tasks.approve import form_markdown
+def test_the_ui_form_shows_the_text_whole_and_why_an_answer_was_refused(db, audit, playbook) -> None:  # type: ignore[no-untyped-def]
+    from firebreak.tasks.approve import sign_off_form
 
     d = _draft(db, audit, playbook)
-    md = form_markdown(db, playbook, d, full_text="draft-1")
-    assert "> We are aware of reports." in md and "x: 35 chars" in md and d.sha256[:16] in md
-    assert "Still needed: **comms, legal**" in md and "artifact *draft-1*" in md
-    assert len(md.splitlines()) <= 12  # a dialog, not a document: the full text is in the artifact
-    refused = form_markdown(db, playbook, d, refused="wrong code for maria")
+    description, text = sign_off_form(db, playbook, d, full_text="draft-1")
+    assert "Still needed: **comms, legal**" in description and d.sha256[:16] in description
+    assert "artifact *draft-1*" in description and len(description.splitlines()) <= 3  # the UI's box is small
+    assert "We are aware of reports." in text and "More soon." in text and "x: 35 chars" in text
+    refused, _ = sign_off_form(db, playbook, d, refused="wrong code for maria")
     assert refused.splitlines()[0] == "**⚠ Your last answer was not accepted: wrong code for maria**"
