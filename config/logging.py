@@ -93,6 +93,23 @@ def scrub(text: str) -> str:
     return _scrubber.scrub(text)
 
 
+_META = {"event", "level", "logger", "timestamp", "_record", "_from_structlog"}
+
+
+class _Event(dict):  # type: ignore[type-arg]
+    """An event as our own handler renders it (JSON or console), and as a sentence for every
+    other handler reading the record's message: Prefect's, which ships it to the run logs in
+    the UI, shows "Paged level 1: maria, tomas (incident_id=1)", not a dict."""
+
+    def __str__(self) -> str:
+        ctx = ", ".join(f"{k}={v}" for k, v in self.items() if k not in _META)
+        return f"{self.get('event', '')}" + (f" ({ctx})" if ctx else "")
+
+
+def _sentence(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    return _Event(event)
+
+
 def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     global _configured
     if _configured:
@@ -107,7 +124,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         _redact,
     ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[*shared, _sentence, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

@@ -109,7 +109,7 @@ class Connector(ABC):
         self._access_token = token
         if isinstance(body.get("refresh_token"), str) and body["refresh_token"]:
             self._refresh_token = body["refresh_token"]  # rotated: the old one is spent
-        log.info("oauth_token_refreshed", platform=self.platform.value, expires_in=body.get("expires_in"))
+        log.info(f"{self.platform.value}: access token refreshed", expires_in=body.get("expires_in"))
 
     def default_headers(self) -> dict[str, str]:
         return {"User-Agent": "firebreak/0.1"}

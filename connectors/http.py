@@ -80,7 +80,7 @@ class CircuitBreaker:
                 retry_at = datetime.now(UTC) + timedelta(seconds=remaining)
                 msg = (f"{platform} looks down ({self.failures} consecutive failures): circuit open, "
                        f"not calling it until {retry_at:%H:%M:%S} UTC (in {remaining:.0f}s)")
-                log.warning("circuit_open_refused", platform=platform, failures=self.failures,
+                log.warning(f"{platform}: call refused, the platform looks down (circuit open)", platform=platform, failures=self.failures,
                             retry_in_s=round(remaining, 1))
                 raise CircuitOpen(platform, msg, retry_after=remaining)
             self.opened_at = None  # half-open: let one request through
@@ -95,7 +95,7 @@ class CircuitBreaker:
             self.failures += 1
             if self.failures >= self.threshold and self.opened_at is None:
                 self.opened_at = time.monotonic()
-                log.warning("circuit_opened", platform=platform, failures=self.failures,
+                log.warning(f"{platform}: circuit opened after {self.failures} consecutive failures", platform=platform, failures=self.failures,
                             cooldown_s=self.cooldown_s,
                             message=f"{platform} looks down after {self.failures} consecutive failures; "
                                     f"pausing calls for {self.cooldown_s:.0f}s")
@@ -266,7 +266,7 @@ class ApiClient:
                                       f"{resp.headers.get('location', '?')!r}", status=status)
             if status == 401 and authenticated and self._refresh_auth is not None and not refreshed:
                 refreshed = True
-                log.info("auth_refresh", platform=self.platform)
+                log.info(f"{self.platform}: credentials refused once, refreshing them")
                 self._refresh_auth()
                 continue
             detail = _scrub(_error_detail(resp), secrets)

@@ -75,7 +75,7 @@ class ChatCompletionsProvider:
             raise ConnectorError(NAME, f"unexpected chat completion response ({exc.__class__.__name__})") from exc
         if not isinstance(text, str) or not text.strip():
             raise ConnectorError(NAME, "empty chat completion")
-        log.debug("llm_completion", model=self.model, chars=len(text))
+        log.debug(f"LLM proposed {len(text)} characters", model=self.model)
         return text.strip()
 
     def close(self) -> None:

@@ -58,7 +58,7 @@ def _remind_until(rt: Runtime, draft_id: int, stop: threading.Event) -> None:
         try:
             send_reminders(rt.db, rt.audit, rt.playbook, rt.notifiers(), draft_id, utcnow())
         except FirebreakError as exc:  # a reminder that fails must not take the sign-off down
-            get_logger("firebreak.flows.approval").warning("reminder_failed", draft=draft_id, error=str(exc))
+            get_logger("firebreak.flows.approval").warning(f"Reminders for draft {draft_id} failed: {exc}")
 
 
 def await_sign_off(incident_id: int, draft_id: int) -> int:

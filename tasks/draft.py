@@ -593,12 +593,12 @@ def propose_statement(
     problems = check_statement(playbook, variants, known=known) + problems
     if problems:
         return _fallback(template, "LLM text failed checks: " + "; ".join(problems), tuple(problems))
-    log.info("draft_source", source="llm", kind=kind, model=getattr(llm, "model", ""))
+    log.info(f"The {kind} statement uses the LLM's wording", model=getattr(llm, "model", ""))
     return Proposal(variants, "llm")
 
 
 def _fallback(template: dict[str, list[str]], reason: str, problems: tuple[str, ...] = ()) -> Proposal:
-    log.warning("draft_llm_fallback", reason=reason[:500])
+    log.warning(f"The LLM's wording was not used, the template's is: {reason[:500]}")
     return Proposal(template, "template", reason, problems)
 
 

@@ -141,7 +141,7 @@ def engage(db: Database, audit: AuditLog, playbook: Playbook, connectors: dict[P
             res.failed.append(f"{m.platform}:{m.platform_id}: {exc}")
     if res.failed:
         # One line per pass, not per mention: a platform outage must not flood the logs.
-        log.warning("engage_incomplete", failed=len(res.failed), first=res.failed[0])
+        log.warning(f"Reply queue: {len(res.failed)} action(s) failed, tried again next pass; first: {res.failed[0]}")
     handled = [it for it in items if it.outcome]
     now = utcnow()
     with db.session() as s:

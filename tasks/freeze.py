@@ -157,7 +157,7 @@ def freeze_all(db: Database, audit: AuditLog, playbook: Playbook, connectors: di
             audit.append(actor, "freeze.held", f"post:{snap['platform']}:{snap['platform_id']}",
                          {"incident": incident_id, "reason": reason, "snapshot": snap})
     if res.failed:
-        log.error("freeze_incomplete", failed=res.failed)
+        log.error(f"Freeze incomplete: {len(res.failed)} post(s) not held yet: {'; '.join(res.failed)}")
         message = f"freeze incomplete, {len(res.failed)} post(s) not held: {'; '.join(res.failed)}"
         if all(isinstance(e, TransientError) for e in errors):
             # Every failure is worth retrying (5xx, timeout, rate limit): say so with a

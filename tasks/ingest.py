@@ -91,7 +91,7 @@ def drain_stream(db: Database, connector: Connector, brand: str, stream: str, *,
         if page.next_cursor is None:
             break
         page_cursor = page.next_cursor
-    log.info("ingested", platform=platform, stream=stream, pages=stats.pages, received=stats.received, stored=stats.stored)
+    log.info(f"{platform} {stream}: {stats.received} received, {stats.stored} new, in {stats.pages} page(s)")
     return stats
 
 

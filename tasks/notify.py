@@ -71,5 +71,5 @@ def send_once(db: Database, audit: AuditLog, notifiers: dict[str, Notifier], inc
                   {"kind": out.kind, "channel": out.channel, "target": out.target, "person": out.person,
                    "level": out.level, "round": out.round, "key": out.key, "error": error})
     if error:
-        log.warning("notification_failed", channel=out.channel, target=out.target, error=error)
+        log.warning(f"{out.kind.title()} to {out.person or out.target} via {out.channel} failed: {error}")
     return row

@@ -87,7 +87,7 @@ def publish_to(db: Database, audit: AuditLog, conn: Connector, incident_id: int,
     audit.append("firebreak", "publish.published", f"incident:{incident_id}",
                  {"platform": conn.platform.value, "draft": draft.id, "version": draft.version, "kind": draft.kind,
                   "sha256": row.sha256, "approved_sha256": draft.sha256, "remote_ids": part_ids})
-    log.info("published", platform=conn.platform.value, draft=draft.id, remote_id=part_ids[0], parts=len(parts))
+    log.info(f"Published draft {draft.id} on {conn.platform.value}", remote_id=part_ids[0], parts=len(parts))
     return Published(conn.platform.value, part_ids[0], row.sha256, at)
 
 
@@ -146,7 +146,7 @@ def run_own_queue(db: Database, audit: AuditLog, brand: str, connectors: dict[Pl
             try:
                 result = conn.publish(post.text, idempotency_key=key)
             except ConnectorError as exc:
-                log.warning("queue_publish_failed", platform=post.platform, post=post.id, error=str(exc))
+                log.warning(f"Queued post {post.id} not published on {post.platform} yet: {exc}")
                 continue
         with db.session() as s:
             row = s.get(PostRow, post.id)

@@ -64,7 +64,7 @@ def build_notifiers(settings: Settings, *, transport: httpx.BaseTransport | None
     opsgenie = _setting(settings, "opsgenie_api_key")
     if opsgenie:
         notifiers[OpsgenieNotifier.channel] = OpsgenieNotifier(opsgenie)
-    log.info("notifiers_ready", channels=sorted(notifiers))
+    log.info(f"Notification channels ready: {', '.join(sorted(notifiers)) or 'none'}")
     return notifiers
 
 

@@ -63,7 +63,7 @@ class AppriseNotifier(Notifier):
         with _apprise_lock:  # Apprise's plugins share module state (throttle clocks, logging)
             ok = ap.notify(body=message.body, title=message.subject)
         if not ok:
-            log.warning("notification_failed", channel=self.channel, target=self._log_target(target),
+            log.warning(f"{self.channel} notification not delivered", channel=self.channel, target=self._log_target(target),
                         idempotency_key=message.idempotency_key, error="apprise_send_failed")
             raise TransientError(self.channel, f"{self._log_target(target)}: the service did not accept the message")
         return self._delivered(target, message, log_target=self._log_target(target))

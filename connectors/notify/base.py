@@ -59,7 +59,7 @@ class Notifier(ABC):
         self.close()
 
     def _delivered(self, target: str, message: Message, remote_id: str = "", *, log_target: str | None = None) -> Delivery:
-        log.info("notification_sent", channel=self.channel, target=log_target or target,
+        log.info(f"{self.channel} notification delivered", channel=self.channel, target=log_target or target,
                  idempotency_key=message.idempotency_key, remote_id=remote_id)
         return Delivery(self.channel, target, datetime.now(UTC), remote_id)
 

@@ -46,7 +46,7 @@ class EmailNotifier(Notifier):
     def __init__(self, smtp: SmtpSettings):
         self.smtp = smtp
         if smtp.username and not smtp.starttls and not _is_loopback(smtp.host):
-            log.warning("smtp_auth_without_tls", host=smtp.host, port=smtp.port)
+            log.warning(f"SMTP login to {smtp.host}:{smtp.port} without TLS: the password crosses the network in the clear")
 
     def build(self, target: str, message: Message) -> EmailMessage:
         if "@" not in target or any(c in target for c in "\r\n,;"):
@@ -68,7 +68,7 @@ class EmailNotifier(Notifier):
         try:
             self._transmit(msg)
         except ConnectorError as exc:
-            log.warning("notification_failed", channel=self.channel, target=target,
+            log.warning(f"{self.channel} notification not delivered", channel=self.channel, target=target,
                         idempotency_key=message.idempotency_key, error=exc.__class__.__name__, status=exc.status)
             raise
         return self._delivered(target, message, str(msg["Message-ID"]))

@@ -48,7 +48,7 @@ class SlackWebhookNotifier(Notifier):
                 "POST", self._path, json=payload, headers={"Idempotency-Key": message.idempotency_key},
             )
         except ConnectorError as exc:
-            log.warning("notification_failed", channel=self.channel, target=target,
+            log.warning(f"{self.channel} notification not delivered", channel=self.channel, target=target,
                         idempotency_key=message.idempotency_key, error=exc.__class__.__name__, status=exc.status)
             _reraise_scrubbed(exc, self._url)
         # Slack answers a plain "ok"; anything else on a 2xx (an HTML login page from a proxy,

@@ -68,7 +68,7 @@ class WebhookNotifier(Notifier):
         try:
             resp = http.request("POST", path, json=payload, headers={"Idempotency-Key": message.idempotency_key})
         except ConnectorError as exc:
-            log.warning("notification_failed", channel=self.channel, target=_origin(target),
+            log.warning(f"{self.channel} notification not delivered", channel=self.channel, target=_origin(target),
                         idempotency_key=message.idempotency_key, error=exc.__class__.__name__, status=exc.status)
             _reraise_scrubbed(exc, target)
         return self._delivered(target, message, _remote_id(resp), log_target=_origin(target))

@@ -61,10 +61,10 @@ class DrillOperator:
                 self.step()
             except (FirebreakError, OSError) as exc:  # keep playing; the report will show what failed
                 self.errors.append(str(exc))
-                log.warning("drill_operator_error", error=str(exc))
+                log.warning(f"The drill's operator could not act: {exc}")
             except Exception as exc:  # noqa: BLE001 - Prefect client errors are varied; record, never hide
                 self.errors.append(f"{exc.__class__.__name__}: {exc}")
-                log.warning("drill_operator_error", error=repr(exc))
+                log.warning(f"The drill's operator could not act: {exc!r}")
 
     def step(self) -> None:
         db, pb = self.rt.db, self.rt.playbook
@@ -128,4 +128,4 @@ class DrillOperator:
                 raise FirebreakError(f"drill could not answer {key}: {exc}") from exc
             return
         self._answered.add(key)
-        log.info("drill_answer", what=key[0], run=run_id, **{k: v for k, v in run_input.items() if k != "sha256"})
+        log.info(f"Drill answer to the {key[0]} pause", run=run_id, **{k: v for k, v in run_input.items() if k not in ("sha256", "code")})

@@ -21,3 +21,29 @@ def test_sandbox_url_redirects_every_platform() -> None:
     s = Settings(sandbox_url="http://127.0.0.1:9999/")
     assert s.platform(Platform.MASTODON).base_url == "http://127.0.0.1:9999/mastodon"
     assert Settings().platform("x").base_url == "https://api.x.com"
+
+
+def test_logs_are_sentences_for_every_handler_and_never_show_secrets() -> None:
+    """Our own handler writes JSON (or console lines); any other handler on the `firebreak`
+    logger, Prefect's run-log handler among them, reads a sentence with its context, not a
+    Python dict, and a secret in either is masked."""
+    import io
+    import json
+    import logging
+
+    from firebreak.config.logging import configure_logging, get_logger
+
+    configure_logging("INFO", "json")
+    buf = io.StringIO()
+    other = logging.StreamHandler(buf)
+    other.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("firebreak")
+    root.addHandler(other)
+    try:
+        get_logger("firebreak.tasks.escalate").info("Paged level 1 (round 1): maria, tomas", incident_id=4,
+                                                    token="s3cret-t0ken")
+    finally:
+        root.removeHandler(other)
+    line = buf.getvalue().strip()
+    assert line == "Paged level 1 (round 1): maria, tomas (incident_id=4, token=**********)"
+    assert "{" not in line and "s3cret" not in line

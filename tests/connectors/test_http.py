@@ -256,8 +256,8 @@ def test_circuit_opens_says_so_and_half_opens() -> None:
     msg = str(err.value)
     assert "mastodon looks down" in msg and "UTC" in msg and "in 60s" in msg
     events = [e["event"] for e in logs]
-    assert "circuit_opened" in events and "circuit_open_refused" in events
-    opened = next(e for e in logs if e["event"] == "circuit_opened")
+    assert any("circuit opened" in e for e in events) and any("circuit open)" in e for e in events)
+    opened = next(e for e in logs if "circuit opened" in e["event"])
     assert opened["platform"] == "mastodon" and opened["log_level"] == "warning"
 
     breaker.opened_at = time.monotonic() - 61  # the cooldown is over: one probe goes through
