@@ -9,6 +9,7 @@ only for errors that are safe to repeat; the HTTP client retries single calls.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from contextlib import contextmanager
 from collections.abc import Callable, Iterator
@@ -17,8 +18,10 @@ from typing import Any, ParamSpec, TypeVar
 
 import structlog
 from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
 from prefect.context import TaskRunContext
 
+from firebreak.config.logging import get_logger
 from firebreak.domain import Platform, utcnow
 from firebreak.errors import CircuitOpen, RateLimited, TransientError
 from firebreak.store.models import Draft, Incident, StageTimes
@@ -39,6 +42,8 @@ from firebreak.tasks.ack import AckLinks
 from firebreak.tasks.incident import apply_assessment, open_or_join
 from firebreak.flows.limits import platform_slot
 from firebreak.flows.runtime import get_runtime
+
+log = get_logger("firebreak.flows.steps")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -149,11 +154,31 @@ def label() -> int:
 @task(name="detect")
 def detect() -> int | None:
     rt = get_runtime()
-    sig = detect_mod.detect(rt.db, rt.playbook, rt.clock.now())
+    scores: list[detect_mod.SeriesScore] = []
+    sig = detect_mod.detect(rt.db, rt.playbook, rt.clock.now(), scores=scores)
+    _score_table(rt.brand, scores, rt.playbook.detection.min_volume)
     if sig is None:
         return None
     inc, opened = open_or_join(rt.db, rt.audit, rt.playbook, sig.id, drill=rt.drill)
     return inc.id if opened else None
+
+
+def _score_table(brand: str, scores: list[detect_mod.SeriesScore], min_volume: int) -> None:
+    """The run's table of every series against its threshold: a run that finds nothing still
+    shows how close each series came."""
+    rows = [{"series": s.scope, "buckets scored": s.buckets,
+             "closest bucket": f"{s.at:%Y-%m-%d %H:%M}" if s.at else "",
+             "mentions": s.volume, "baseline": "" if s.baseline is None else f"{s.baseline:.1f}",
+             "score": "" if s.score is None else f"{s.score:.2f}", "alert at": f"{s.THRESHOLD:.2f}",
+             "verdict": s.verdict(min_volume)} for s in scores]
+    create_table_artifact(table=rows, key=f"detection-{re.sub(r'[^a-z0-9-]+', '-', brand.lower())}",
+                          description=f"How close each of {brand}'s series came to an alert in the buckets completed "
+                                      "since the last run (a score of 0.50 alerts).")
+    closest = max((s for s in scores if s.score is not None), key=lambda s: s.score or 0.0, default=None)
+    if closest is not None and not closest.alert:
+        log.info(
+            f"No alert: closest was {closest.scope} at {closest.score:.2f} of {closest.THRESHOLD:.2f} "
+            f"({closest.volume} mentions against a baseline of {closest.baseline or 0.0:.1f})", brand=brand)
 
 
 @task(name="own-queue", retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)

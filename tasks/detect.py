@@ -180,8 +180,49 @@ def first_alerts(playbook: Playbook, series: dict[str, list[Bucket]], after: dat
     return [a for _, _, a in sorted(found, key=lambda f: f[:2])]
 
 
-def detect(db: Database, playbook: Playbook, now: datetime) -> Signal | None:
-    """Evaluate buckets completed since the last run; store and return a new signal, if any."""
+@dataclass(frozen=True)
+class SeriesScore:
+    """How close one series came to alerting in the buckets a run scored: the bucket with the
+    highest score, against the alert threshold (a score of ``THRESHOLD``)."""
+    scope: str
+    buckets: int  # complete buckets scored in this run
+    at: datetime | None = None  # the bucket that came closest
+    volume: int = 0
+    baseline: float | None = None  # None: not replayed (no new bucket reached min_volume)
+    score: float | None = None
+    alert: bool = False
+
+    THRESHOLD = 0.5  # a Decision's score is 0.5 at the alert threshold
+
+    def verdict(self, min_volume: int) -> str:
+        if self.buckets == 0:
+            return "no complete bucket since the last run"
+        if self.alert:
+            return "alert"
+        if self.score is None:
+            return f"quiet: at most {self.volume} mentions a bucket, alerts need {min_volume}"
+        return f"{self.score / self.THRESHOLD:.0%} of the way to an alert"
+
+
+def _scores(series: dict[str, list[Bucket]], after: datetime | None,
+            replayed: dict[str, list[Decision]]) -> list[SeriesScore]:
+    out = []
+    for scope, ser in series.items():
+        new = [i for i, b in enumerate(ser) if after is None or b.end > after]
+        if not new:
+            out.append(SeriesScore(scope, 0))
+        elif scope not in replayed:
+            out.append(SeriesScore(scope, len(new), volume=max(ser[i].volume for i in new)))
+        else:
+            i = max(new, key=lambda j: (replayed[scope][j].alert, replayed[scope][j].score))
+            d = replayed[scope][i]
+            out.append(SeriesScore(scope, len(new), d.at, d.volume, d.baseline, d.score, d.alert))
+    return out
+
+
+def detect(db: Database, playbook: Playbook, now: datetime, *, scores: list[SeriesScore] | None = None) -> Signal | None:
+    """Evaluate buckets completed since the last run; store and return a new signal, if any.
+    ``scores``, when given, receives how close every series came (monitor shows it as a table)."""
     brand = playbook.brand.id
     cfg = playbook.detection
     start = now - timedelta(days=cfg.history_days)
@@ -192,6 +233,8 @@ def detect(db: Database, playbook: Playbook, now: datetime) -> Signal | None:
         replayed: dict[str, list[Decision]] = {}
         alerts = first_alerts(playbook, series, last, replayed=replayed, heightened=heightened_windows(s, playbook, start))
         fired = alerts[0] if alerts else None
+        if scores is not None:
+            scores.extend(_scores(series, last, replayed))
         if series[ALL]:
             newest = series[ALL][-1].end if fired is None else fired.bucket.end
             if mark is None:

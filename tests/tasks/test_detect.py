@@ -220,3 +220,30 @@ def test_the_watched_series(playbook) -> None:  # type: ignore[no-untyped-def]
     single = playbook.model_copy(update={"brand": playbook.brand.model_copy(
         update={"accounts": {one: playbook.brand.accounts[one]}})})
     assert not any(s.startswith("platform:") for s in scopes(single))  # one platform: the brand's series
+
+
+def test_every_series_reports_how_close_it_came(db, playbook) -> None:  # type: ignore[no-untyped-def]
+    from firebreak.tasks.detect import SeriesScore, scopes
+    playbook = _one_day(playbook)
+
+    _busy_brand(db, Platform.MASTODON, None)
+    _monitored_until(db, SETTLED)
+    scores: list[SeriesScore] = []
+    sig = detect(db, playbook, T0 + timedelta(minutes=30), scores=scores)
+    assert sig is not None and [s.scope for s in scores] == scopes(playbook)
+    by = {s.scope: s for s in scores}
+    mastodon, brand = by["platform:mastodon"], by["all"]
+    assert mastodon.alert and mastodon.verdict(15) == "alert" and mastodon.score is not None and mastodon.score >= 0.5
+    # The brand's total is busy but within its usual range: scored, and short of the threshold.
+    assert not brand.alert and brand.score is not None and brand.score < 0.5 and brand.baseline and brand.baseline > 40
+    assert brand.verdict(15).endswith("of the way to an alert") and brand.buckets == 7
+    # A topic nobody mentions is not replayed: its verdict says why it cannot alert.
+    quiet = by["topic:data_breach"]
+    assert quiet.score is None and quiet.verdict(15) == "quiet: at most 0 mentions a bucket, alerts need 15"
+    # The cursor stops at the bucket that fired; once it has caught up, nothing new is scored.
+    later: list[SeriesScore] = []
+    detect(db, playbook, T0 + timedelta(minutes=30), scores=later)
+    later_all = next(s for s in later if s.scope == "all")
+    assert later_all.buckets < brand.buckets
+    assert detect(db, playbook, T0 + timedelta(minutes=30), scores=(again := [])) is None
+    assert all(s.buckets == 0 and s.verdict(15) == "no complete bucket since the last run" for s in again)
