@@ -69,21 +69,31 @@ def router() -> APIRouter:
         person = rt.playbook.person(claim.person)
         prev = approve_mod.previous_version(rt.db, draft)
         diff = approve_mod.diff_variants(prev.variants if prev else None, draft.variants)
-        variants = "".join(
-            f'<div class="variant"><b>{html.escape(p)}</b>{" (thread)" if len(parts) > 1 else ""}'
-            + "".join(f"<pre>{html.escape(part)}</pre>" for part in parts) + "</div>"
-            for p, parts in draft.variants.items())
+        # The whole text once (the longest single post), then each platform's cut of it folded
+        # away: the buttons stay within a thumb's reach on a phone.
+        shown, _ = max(draft.variants.items(), key=lambda kv: (len(kv[1]) == 1, len("".join(kv[1]))))
+
+        def variant(p: str, parts: list[str], open_: bool) -> str:
+            label = f"{html.escape(p)} ({len(parts)} posts, thread)" if len(parts) > 1 else html.escape(p)
+            chars = len("\n".join(parts))
+            return (f'<details class="variant"{" open" if open_ else ""}><summary><b>{label}</b>, {chars} characters'
+                    "</summary>" + "".join(f"<pre>{html.escape(part)}</pre>" for part in parts) + "</details>")
+
+        variants = variant(shown, draft.variants[shown], True) + "".join(
+            variant(p, parts, False) for p, parts in draft.variants.items() if p != shown)
         body = (f"<h1>{html.escape(draft.kind.title())} statement, version {draft.version}</h1>"
-                f"<p>For <b>{html.escape(person.name)}</b> ({', '.join(person.roles)}). You approve exactly this text:</p>"
-                f'<p class="hash">SHA-256 {draft.sha256}</p>{variants}'
+                f"<p>For <b>{html.escape(person.name)}</b> ({', '.join(person.roles)}). You approve exactly this text, "
+                f"on every platform:</p>{variants}"
                 + (f"<h2>Changes since the previous version</h2><pre>{html.escape(diff)}</pre>" if diff else "")
-                + '<form method="post"><label for="comment">Comment (required to reject)</label>'
+                + '<form method="post">'
+                  '<button class="approve" name="decision" value="approve">Approve</button>'
+                  '<button class="reject" name="decision" value="reject">Reject</button>'
+                  '<label for="comment">Comment (required to reject)</label>'
                   '<textarea id="comment" name="comment"></textarea>'
                   '<label for="revision">Suggest new text (optional, with Reject): one text, split per '
                   'platform; you become its author, so others sign it</label>'
-                  '<textarea id="revision" name="revision" class="revision"></textarea>'
-                  '<button class="approve" name="decision" value="approve">Approve</button>'
-                  '<button class="reject" name="decision" value="reject">Reject</button></form>')
+                  '<textarea id="revision" name="revision" class="revision"></textarea></form>'
+                + f'<p class="hash">SHA-256 {draft.sha256}</p>')
         return _page("Sign-off needed", body)
 
     @app.post("/approve/{token}", response_class=HTMLResponse)
