@@ -44,7 +44,7 @@ import httpx
 import yaml
 
 from firebreak.sandbox.server import free_port
-from firebreak.cli.up import stop_process_group
+from firebreak.flows.server import stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

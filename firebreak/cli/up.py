@@ -21,18 +21,14 @@ import asyncio
 import logging
 import os
 import signal
-import socket
-import subprocess
 import sys
-import time
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 from firebreak.cli._common import get_playbook
-from firebreak.errors import FirebreakError
+from firebreak.flows.server import start_prefect_server, stop_process_group
 
 if TYPE_CHECKING:
     from firebreak.drill.mailbox import Mailbox
@@ -82,63 +78,6 @@ def cmd_up(args: argparse.Namespace) -> int:
                            storm_in_minutes=args.storm_in, storm_speed=args.storm_speed, web_host=args.web_host,
                            web_port=args.web_port,
                            monitor_interval_s=args.monitor_interval))
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def start_prefect_server(host: str, port: int, home: Path, timeout_s: float = 90.0,
-                         log: TextIO | None = None) -> subprocess.Popen[bytes]:
-    """`prefect server start` in its own process group, waited for until /api/health answers."""
-    import httpx
-
-    if not _port_free(host, port):
-        raise FirebreakError(f"port {host}:{port} is in use (a Prefect server already running?); "
-                             "stop it or pass --port")
-    home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_UI_API_URL": f"http://{host}:{port}/api"}
-    env.pop("PREFECT_API_URL", None)  # the server must not try to talk to another one
-    out = log if log is not None else subprocess.DEVNULL
-    # Its own session: Ctrl-C in the terminal reaches only `firebreak up`, which then stops the
-    # server after the things that talk to it, instead of all of them racing to exit.
-    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
-                            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + timeout_s
-    url = f"http://{host}:{port}/api/health"
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise FirebreakError(f"prefect server exited with {proc.returncode} (log: {home / 'server.log'})")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass  # still starting
-        time.sleep(0.2)
-    stop_process_group(proc)
-    raise FirebreakError(f"prefect server did not answer {url} within {timeout_s:.0f} s")
-
-
-def stop_process_group(proc: subprocess.Popen[bytes], timeout_s: float = 15.0, sig: int = signal.SIGTERM) -> None:
-    """`sig` to the group we started (the server and its uvicorn child), SIGKILL if it lingers."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:

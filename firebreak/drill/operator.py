@@ -5,6 +5,7 @@ clock is sped up once the freeze has landed."""
 
 from __future__ import annotations
 
+import contextvars
 import re
 import threading
 from collections.abc import Callable
@@ -46,7 +47,9 @@ class DrillOperator:
     _not_ready: dict[tuple[Any, ...], int] = field(default_factory=dict)
 
     def start(self) -> "DrillOperator":
-        self._thread = threading.Thread(target=self._run, name="drill-operator", daemon=True)
+        # In the starting thread's context: its Prefect settings (the drill's own server) hold here too.
+        ctx = contextvars.copy_context()
+        self._thread = threading.Thread(target=ctx.run, args=(self._run,), name="drill-operator", daemon=True)
         self._thread.start()
         return self
 

@@ -155,6 +155,12 @@ def _answered_share(db, inc: Incident) -> float | None:  # type: ignore[no-untyp
     return round(handled / needing, 3) if needing else None
 
 
+def _latency(key: str, seconds: float | None) -> str:
+    """`detect → first notification 1.20 s`"""
+    what = key.replace("_to_", " → ").replace("_", " ")
+    return f"{what} {seconds:.2f} s" if isinstance(seconds, (int, float)) else f"{what}: not reached"
+
+
 def print_timeline(report: dict[str, Any]) -> None:
     inc = report["incident"]
     t0 = report["stages"]["detect"]["finished_at"]
@@ -177,15 +183,16 @@ def print_timeline(report: dict[str, Any]) -> None:
     pages = [n for n in report["notifications"] if n["kind"] == "page"]
     print(f"  escalation: {len(pages)} pages, levels {sorted({n['level'] for n in pages})}, "
           f"acknowledged by {inc['acknowledged_by']}")
-    print(f"  scheduled posts: {sp['found']} found, {sp['frozen']} frozen, {sp['resumed']} resumed "
-          f"{sp['resume_outcomes']}, {sp['published_during_freeze']} published during the freeze")
+    outcomes = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sp["resume_outcomes"].items())
+    print(f"  scheduled posts: {sp['found']} found, {sp['frozen']} frozen, {sp['resumed']} resumed"
+          + (f" ({outcomes})" if outcomes else "") + f", {sp['published_during_freeze']} published during the freeze")
     print(f"  statements: {len(report['drafts'])} drafts, {len(report['approvals'])} sign-offs, "
           f"{len(report['publications'])} publications, {report['follow_ups']} follow-up update(s), "
           f"{report['publications_duplicated']} duplicated")
     order = [p["platform"] for p in report["publications"] if p["kind"] == "holding"]
     print(f"  holding statement order: {' → '.join(order)}")
     lat = report["latency_s"]
-    print("  latency (s): " + ", ".join(f"{k} {v}" for k, v in lat.items()))
+    print("  latency: " + ", ".join(_latency(k, v) for k, v in lat.items()))
     print(f"  audit: {report['audit']['events']} events, chain {'intact' if report['audit']['verified'] else 'BROKEN'}")
     fi = report.get("faults_injected") or {}
     if fi.get("total"):

@@ -1,4 +1,5 @@
-"""A full crisis drill on the embedded defaults: ephemeral Prefect, SQLite, the sandbox
+"""A full crisis drill on the embedded defaults: a Prefect server of its own (or the one
+PREFECT_API_URL names), SQLite, the sandbox
 platforms on loopback, a loopback mailbox and Slack sink.
 
 Time: platform time is virtual. The drill steps it bucket by bucket while it monitors
@@ -38,6 +39,7 @@ from firebreak.store.db import Database
 from firebreak.store.models import ScheduledPost
 from firebreak.store.queries import update_summary
 from firebreak.flows.runtime import Runtime, set_runtime
+from firebreak.flows.server import prefect_api
 from firebreak.tasks.detect import floor_time
 
 log = get_logger("firebreak.drill.run")
@@ -98,7 +100,10 @@ def run_drill(report_path: Path | None = None, *, scenario: str = "default", pla
     install_faults(state, faults, fault_seed)
     setup = DrillSetup(playbook, scen, state, clock, data_dir)
 
-    with SandboxServer(state) as sandbox, Mailbox() as mailbox:
+    prefect_home = data_dir / "prefect"
+    prefect_home.mkdir()
+    with (prefect_home / "server.log").open("ab") as server_log, \
+            prefect_api(prefect_home, log=server_log), SandboxServer(state) as sandbox, Mailbox() as mailbox:  # type: ignore[arg-type]
         settings = drill_settings(base, sandbox.url, mailbox, data_dir)
         db = Database(settings.resolved_database_url)
         db.migrate()

@@ -42,7 +42,7 @@ def _scheduled_monitor_runs(api: str) -> list[dict]:  # type: ignore[type-arg]
     """Runs of the monitor deployment that Prefect's scheduler created (not us)."""
     body = {"deployments": {"name": {"any_": ["monitor"]}}, "flow_runs": {"tags": {"all_": ["auto-scheduled"]}},
             "sort": "EXPECTED_START_TIME_ASC", "limit": 20}
-    return list(httpx.post(f"{api}/flow_runs/filter", json=body, timeout=5).json())
+    return list(httpx.post(f"{api}/flow_runs/filter", json=body, timeout=30).json())
 
 
 @pytest.mark.integration
@@ -79,16 +79,16 @@ def test_up_sandbox_runs_the_scheduled_monitor_serves_everything_and_stops_clean
             time.sleep(0.3)
         print(f"up in {time.monotonic() - deadline + 90:.1f} s")
         api = f"http://127.0.0.1:{port}/api"
-        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200  # the UI
-        assert httpx.get(f"http://127.0.0.1:{web}/healthz", timeout=5).text == "ok"  # the pages approvers open
-        assert httpx.get(f"http://127.0.0.1:{sandbox}/_sandbox/inbox", timeout=5).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=30).status_code == 200  # the UI
+        assert httpx.get(f"http://127.0.0.1:{web}/healthz", timeout=30).text == "ok"  # the pages approvers open
+        assert httpx.get(f"http://127.0.0.1:{sandbox}/_sandbox/inbox", timeout=30).status_code == 200
         names: set[str] = set()
         while time.monotonic() < deadline and not {"monitor", "respond"} <= names:
-            names = {d["name"] for d in httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json()}
+            names = {d["name"] for d in httpx.post(f"{api}/deployments/filter", json={}, timeout=30).json()}
             time.sleep(0.3)
         assert {"monitor", "respond"} <= names
         r = httpx.post(f"http://127.0.0.1:{intake}/alerts", headers={"Authorization": "Bearer up-test-token"},
-                       content=json.dumps({"source_id": "up-1", "sentiment": "negative"}), timeout=5)
+                       content=json.dumps({"source_id": "up-1", "sentiment": "negative"}), timeout=30)
         assert r.status_code == 202
 
         # The scheduler creates monitor runs; the served deployment runs one to the end.
