@@ -83,6 +83,29 @@ def _on_screen(page, locator) -> bool:  # type: ignore[no-untyped-def]
     }""", locator.element_handle()))
 
 
+def _latencies(db_path: Path) -> dict[str, float | None]:
+    """Detection → first page delivered and → holding statement ready, on this path (the
+    monitor's run opened the incident; the triggered respond run paged and drafted)."""
+    from sqlalchemy import select
+
+    from firebreak.store.db import Database
+    from firebreak.store.models import Draft, EffectStatus, Incident, Notification
+
+    db = Database(f"sqlite:///{db_path}")
+    try:
+        with db.session() as s:
+            inc = s.scalars(select(Incident).order_by(Incident.id)).first()
+            assert inc is not None
+            pages = [n.done_at for n in s.scalars(select(Notification).where(
+                Notification.incident_id == inc.id, Notification.kind == "page", Notification.status == EffectStatus.DONE))]
+            ready = [d.ready_at for d in s.scalars(select(Draft).where(Draft.incident_id == inc.id))]
+            secs = lambda t: round((t - inc.detected_at).total_seconds(), 2) if t else None  # noqa: E731
+            return {"detect_to_first_page": secs(min((t for t in pages if t), default=None)),
+                    "detect_to_draft_ready": secs(min((t for t in ready if t), default=None))}
+    finally:
+        db.dispose()
+
+
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 def test_a_storm_is_detected_paged_signed_in_the_ui_and_on_a_phone_and_published(tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
@@ -119,6 +142,7 @@ def test_a_storm_is_detected_paged_signed_in_the_ui_and_on_a_phone_and_published
 
         run = _wait("a respond run paused for sign-off", paused_respond, 540, 2)
         print(f"storm detected and respond paused {time.monotonic() - t_up:.0f} s after the stack was up")
+        print(json.dumps({"ops_path_latency_s": _latencies(tmp_path / "data" / "firebreak.db")}))
         monitors = httpx.post(f"{api}/flow_runs/filter", json={
             "deployments": {"name": {"any_": ["monitor"]}}, "flow_runs": {"tags": {"all_": ["auto-scheduled"]}},
             "limit": 50}, timeout=HTTP_TIMEOUT).json()
