@@ -14,10 +14,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from firebreak.errors import FirebreakError
 
@@ -50,7 +50,8 @@ def _port_free(host: str, port: int) -> bool:
 
 def start_prefect_server(host: str, port: int, home: Path, timeout_s: float = 90.0,
                          log: TextIO | None = None) -> subprocess.Popen[bytes]:
-    """`prefect server start` in its own process group, waited for until /api/health answers."""
+    """`prefect server start` (with `sqlite_writes_wait_their_turn`) in its own process group,
+    waited for until /api/health answers."""
     import httpx
 
     if not _port_free(host, port):
@@ -63,7 +64,7 @@ def start_prefect_server(host: str, port: int, home: Path, timeout_s: float = 90
     out = log if log is not None else subprocess.DEVNULL
     # Its own session: Ctrl-C in the terminal reaches only `firebreak up`, which then stops the
     # server after the things that talk to it, instead of all of them racing to exit.
-    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "firebreak.flows.server", "server", "start", "--host", host, "--port", str(port)],
                             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                             preexec_fn=_die_with(os.getpid()))
     deadline = time.monotonic() + timeout_s
@@ -124,3 +125,34 @@ def prefect_api(home: Path, log: TextIO | None = None) -> Iterator[str]:
     finally:
         os.environ.pop("PREFECT_API_URL", None)
         stop_process_group(proc)
+
+
+def sqlite_writes_wait_their_turn() -> None:
+    """Prefect's server on SQLite begins its write transactions DEFERRED. One that has read
+    and then writes after another connection committed fails at once with "database is
+    locked" (SQLite cannot wait there without risking a deadlock): the server logs a traceback
+    and answers the client "retry", and a click in the UI can fail. Beginning them IMMEDIATE
+    takes the write lock at BEGIN, where SQLite's busy timeout (60 s in Prefect) makes a writer
+    wait its turn. Reads outside transactions are unchanged. PostgreSQL is not affected."""
+    from prefect.server.database.configurations import AioSqliteConfiguration
+
+    original = AioSqliteConfiguration.begin_transaction
+    if getattr(original, "_firebreak_immediate", False):
+        return
+
+    @asynccontextmanager
+    async def begin_transaction(self: Any, session: Any, with_for_update: bool = False) -> AsyncIterator[Any]:
+        async with original(self, session, with_for_update=True) as transaction:
+            yield transaction
+
+    begin_transaction._firebreak_immediate = True  # type: ignore[attr-defined]
+    AioSqliteConfiguration.begin_transaction = begin_transaction  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":
+    # `python -m firebreak.flows.server server start …`: Prefect's own command, on SQLite with
+    # writers that wait their turn.
+    sqlite_writes_wait_their_turn()
+    from prefect.cli import app
+
+    app()
