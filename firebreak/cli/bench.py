@@ -59,6 +59,7 @@ def _bench_drill(n_runs: int) -> None:
     import tempfile
 
     runs: list[dict] = []
+    tracebacks = 0
     exe = Path(sys.argv[0]).resolve()
     for i in range(n_runs):
         with tempfile.TemporaryDirectory() as tmp:
@@ -69,7 +70,12 @@ def _bench_drill(n_runs: int) -> None:
             if proc.returncode != 0:
                 raise FirebreakError(f"drill run {i + 1} failed: {proc.stderr[-2000:]}")
             runs.append(json.loads(report.read_text()))
-        print(f"run {i + 1}/{n_runs}: {runs[-1]['wall_clock_s']:.1f}s", file=sys.stderr)
+            # Every log the run wrote: its own output and its Prefect server's.
+            server_log = Path(tmp) / "data" / "drill" / "prefect" / "server.log"
+            logs = proc.stdout + proc.stderr + (server_log.read_text(errors="replace") if server_log.exists() else "")
+            tracebacks += logs.count("Traceback (most recent call last)")
+        print(f"run {i + 1}/{n_runs}: {runs[-1]['wall_clock_s']:.1f}s, {tracebacks} traceback(s) in the logs so far",
+              file=sys.stderr)
     keys = list(runs[0]["latency_s"])
     print(f"drill latencies over {len(runs)} runs (wall-clock seconds; median [min-max])")
     for k in keys:
@@ -77,3 +83,4 @@ def _bench_drill(n_runs: int) -> None:
         print(f"  {k:<32} {statistics.median(vals):8.3f}  [{min(vals):.3f}-{max(vals):.3f}]")
     walls = [r["wall_clock_s"] for r in runs]
     print(f"  {'drill wall clock':<32} {statistics.median(walls):8.1f}  [{min(walls):.1f}-{max(walls):.1f}]")
+    print(f"  {'tracebacks in any log':<32} {tracebacks:8d}")
