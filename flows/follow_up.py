@@ -9,7 +9,7 @@ from firebreak.flows.approval import await_sign_off
 from firebreak.store.models import Incident
 from firebreak.tasks import detect as detect_mod
 from firebreak.flows import steps
-from firebreak.tasks.follow_up import cadence_minutes
+from firebreak.tasks.follow_up import cadence_minutes, promised_minutes
 from firebreak.tasks.resolve import at_baseline
 from firebreak.flows.runtime import get_runtime
 from firebreak.flows.steps import stage
@@ -46,7 +46,7 @@ def follow_up(incident_id: int) -> int:
             ratio, decisions = detect_mod.baseline_ratio(rt.db, pb, rt.clock.now())
             if at_baseline(pb, decisions, started):
                 break
-            nxt = int(cadence_minutes(pb, severity, ratio))
+            nxt = promised_minutes(pb, severity, ratio)
             draft_id = steps.draft(incident_id, "update", sent + 1, update_number=sent + 1, next_update_minutes=nxt)
             approved = await_sign_off(incident_id, draft_id)
             steps.publish(incident_id, approved)

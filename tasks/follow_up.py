@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from firebreak.config.playbook import Playbook
 
 
@@ -15,3 +17,9 @@ def cadence_minutes(playbook: Playbook, severity: int, volume_ratio: float) -> f
     if volume_ratio <= f.relax_below_ratio:
         return base * f.relax_factor
     return base
+
+
+def promised_minutes(playbook: Playbook, severity: int, volume_ratio: float) -> int:
+    """The "next update in N minutes" a statement promises: whole minutes, never fewer than
+    the wait (rounded up) and never zero, however short the playbook's cadence."""
+    return max(1, math.ceil(cadence_minutes(playbook, severity, volume_ratio)))
