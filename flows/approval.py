@@ -46,9 +46,9 @@ class ApprovalInput(RunInput):
 
 
 class ResolveInput(RunInput):
-    confirmer: str
-    confirm: bool = True
-    note: str = ""
+    confirmer: str = Field(description="your person id in the playbook, e.g. maria")
+    confirm: bool = Field(True, description="off: not yet (the run asks again)")
+    note: str = Field("", description="for the post-mortem: why now, or why not yet")
 
 
 def _remind_until(rt: Runtime, draft_id: int, stop: threading.Event) -> None:

@@ -6,7 +6,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,12 +15,7 @@ import httpx
 import pytest
 
 from firebreak.cli import up as up_module
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.cli.stack import free_port, start_up, stop_up
 
 
 def _processes_with_env(marker: str) -> list[int]:
@@ -54,18 +48,14 @@ def test_up_sandbox_runs_the_scheduled_monitor_serves_everything_and_stops_clean
     (what `docker stop` and Kubernetes send; Ctrl-C takes the same path) stops all of it, with
     no traceback, and leaves no process behind."""
     data = str(tmp_path / "data")
-    port, intake, web, sandbox = _free_port(), _free_port(), _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREBREAK_", "PREFECT_"))}
+    port, intake, web, sandbox = free_port(), free_port(), free_port(), free_port()
     # The server's scheduler looks for deployments to schedule every 60 s by default; every 2 s here.
-    env.update(FIREBREAK_DATA_DIR=data, FIREBREAK_INTAKE_TOKEN="up-test-token",
-               PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2")
+    env = dict(FIREBREAK_INTAKE_TOKEN="up-test-token", PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2")
     if test_databases.kind == "postgresql":
         env["FIREBREAK_DATABASE_URL"] = test_databases.url(tmp_path, "up")
-    exe = str(Path(sys.executable).with_name("firebreak"))
-    proc = subprocess.Popen([exe, "up", "--sandbox", "--port", str(port), "--intake-port", str(intake),
-                             "--web-port", str(web), "--sandbox-port", str(sandbox), "--monitor-interval", "5",
-                             "--storm-in", "120"], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_up(["--sandbox", "--port", str(port), "--intake-port", str(intake), "--web-port", str(web),
+                     "--sandbox-port", str(sandbox), "--monitor-interval", "5", "--storm-in", "120"],
+                    Path(data), tmp_path, **env)
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -111,13 +101,7 @@ def test_up_sandbox_runs_the_scheduled_monitor_serves_everything_and_stops_clean
         assert stored == {"x", "facebook", "instagram", "linkedin", "mastodon", "bluesky"}  # credentials accepted
     finally:
         t_stop = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            out, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-            pytest.fail(f"firebreak up did not stop within 30 s of SIGTERM: {err[-2000:]}")
+        out, err = stop_up(proc, 30)
     print(f"stopped in {time.monotonic() - t_stop:.1f} s")
     assert proc.returncode == 0, err[-3000:]
     assert "Firebreak is up" in out and "stopped." in out and "inbox" in out
@@ -155,7 +139,7 @@ def test_ctrl_c_while_serve_registers_the_deployments_is_a_clean_stop(tmp_path: 
     out = io.StringIO()
     sigterm = signal.getsignal(signal.SIGTERM)  # run_up turns SIGTERM into Ctrl-C for itself
     try:
-        assert up_module.run_up(up_module.UpConfig(port=_free_port()), out=out) == 0
+        assert up_module.run_up(up_module.UpConfig(port=free_port()), out=out) == 0
     finally:
         signal.signal(signal.SIGTERM, sigterm)
         get_settings.cache_clear()
@@ -167,9 +151,9 @@ def test_web_without_a_prefect_server_says_so_instead_of_starting_one(tmp_path: 
     """`firebreak web` answers runs paused on a Prefect server: with none to reach, it says how
     to give it one and exits, instead of starting a throwaway server no run is waiting on."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FIREBREAK_", "PREFECT_"))}
-    env.update(FIREBREAK_DATA_DIR=str(tmp_path / "data"), PREFECT_API_URL=f"http://127.0.0.1:{_free_port()}/api")
+    env.update(FIREBREAK_DATA_DIR=str(tmp_path / "data"), PREFECT_API_URL=f"http://127.0.0.1:{free_port()}/api")
     exe = str(Path(sys.executable).with_name("firebreak"))
-    proc = subprocess.run([exe, "web", "--port", str(_free_port())], env=env, cwd=tmp_path, capture_output=True,
+    proc = subprocess.run([exe, "web", "--port", str(free_port())], env=env, cwd=tmp_path, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 1
     assert "does not answer" in proc.stderr and "PREFECT_API_URL" in proc.stderr
