@@ -28,7 +28,6 @@ def test_logs_are_sentences_for_every_handler_and_never_show_secrets() -> None:
     logger, Prefect's run-log handler among them, reads a sentence with its context, not a
     Python dict, and a secret in either is masked."""
     import io
-    import json
     import logging
 
     from firebreak.config.logging import configure_logging, get_logger
